@@ -1,0 +1,144 @@
+"""The trial config: one flat dict in, one validated dataclass out.
+
+Every key is a field below (and a `driftlab trial --flag`); values may arrive as strings
+(CLI, env) or as YAML/JSON types and are coerced. An unknown key or a bad value raises
+`ConfigError` with one line naming the key and what it accepts, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+LORA_TARGETS = ("q", "k", "v", "out", "fc1", "fc2")
+ADAPTER_SITES = ("attn", "mlp")
+HEAD_INITS = ("random", "zeroshot")
+DEVICES = ("auto", "cpu", "cuda")
+FAULTS = ("none", "crash_once", "nan")  # test-only fault injection, off by default
+
+
+class ConfigError(ValueError):
+    """Bad user input: the message is one line naming the field and what is accepted."""
+
+
+@dataclass
+class TrialConfig:
+    """One trial. Defaults give the embedded demo: full fine-tuning of the tiny CLIP on shapes."""
+
+    model: str = "embedded"
+    dataset: str = "embedded/shape"
+    zero_shot: list[str] = field(default_factory=lambda: ["embedded/colour"])
+    method: str = "ft"
+    gta_lambda: float = 0.0
+    gta_layers: list[int] = field(default_factory=list)  # empty = every layer
+    lr: float = 1e-3
+    seed: int = 0
+    epochs: int = 4
+    batch_size: int = 64
+    weight_decay: float = 0.05
+    warmup_frac: float = 0.1
+    grad_clip: float = 1.0
+    data_fraction: float = 1.0
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    lora_targets: list[str] = field(default_factory=lambda: ["q", "v"])
+    adapter_dim: int = 16
+    adapter_sites: list[str] = field(default_factory=lambda: ["attn", "mlp"])
+    lp_epochs: int = 1
+    lp_lr: float = 1e-2
+    head_init: str = "random"
+    eval_every: int = 1
+    probe_size: int = 64
+    zeroshot_size: int = 1000  # images per zero-shot task per evaluation; 0 = the whole split
+    num_workers: int = 0  # DataLoader workers for datasets that stream from disk
+    device: str = "auto"
+    fault: str = "none"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrialConfig":
+        """Build and validate from a flat dict; raise ConfigError on the first problem."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in names:
+                close = difflib.get_close_matches(str(key), names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{key}: unknown trial config key{hint}; accepted: {', '.join(names)}")
+        kwargs = {f.name: _coerce(f.name, f.type, values[f.name]) for f in dataclasses.fields(cls) if f.name in values}
+        config = cls(**kwargs)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        from trainables.data import check_dataset_name
+        from trainables.methods import METHODS
+
+        _choice("method", self.method, tuple(METHODS))
+        _choice("head_init", self.head_init, HEAD_INITS)
+        _choice("device", self.device, DEVICES)
+        _choice("fault", self.fault, FAULTS)
+        for key in ("lr", "lp_lr", "lora_alpha"):
+            _check(key, getattr(self, key) > 0, "a number > 0")
+        for key in ("epochs", "batch_size", "lora_r", "adapter_dim", "eval_every", "probe_size"):
+            _check(key, getattr(self, key) >= 1, "an integer >= 1")
+        for key in ("gta_lambda", "weight_decay", "grad_clip", "zeroshot_size", "num_workers"):
+            _check(key, getattr(self, key) >= 0, "a number >= 0")
+        _check("warmup_frac", 0 <= self.warmup_frac < 1, "a number in [0, 1)")
+        _check("data_fraction", 0 < self.data_fraction <= 1, "a number in (0, 1]")
+        _check("lp_epochs", 1 <= self.lp_epochs < self.epochs or self.method != "lpft",
+               f"an integer in [1, epochs) for lpft (epochs = {self.epochs})")
+        _check("gta_layers", all(i >= 0 for i in self.gta_layers), "layer indices >= 0 (empty = all layers)")
+        for item in self.lora_targets:
+            _choice("lora_targets", item, LORA_TARGETS)
+        _check("lora_targets", bool(self.lora_targets), f"a non-empty list of {', '.join(LORA_TARGETS)}")
+        for item in self.adapter_sites:
+            _choice("adapter_sites", item, ADAPTER_SITES)
+        _check("adapter_sites", bool(self.adapter_sites), f"a non-empty list of {', '.join(ADAPTER_SITES)}")
+        check_dataset_name("dataset", self.dataset, zero_shot=False)
+        for task in self.zero_shot:
+            check_dataset_name("zero_shot", task, zero_shot=True)
+
+
+def _check(key: str, ok: bool, accepted: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: must be {accepted}")
+
+
+def _choice(key: str, value: str, accepted: tuple[str, ...]) -> None:
+    if value not in accepted:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(accepted)}")
+
+
+def _coerce(key: str, type_name: str, value: Any) -> Any:
+    """Turn CLI strings / YAML scalars into the field's type, or raise one clear line."""
+    try:
+        if type_name == "float":
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if type_name == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if type_name == "str":
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if type_name.startswith("list"):
+            if isinstance(value, str):
+                items = [] if value.strip().lower() in ("", "none", "all") else [v.strip() for v in value.split(",")]
+            elif isinstance(value, (list, tuple)):
+                items = list(value)
+            else:
+                raise TypeError
+            return [int(v) if type_name == "list[int]" else str(v) for v in items]
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    kind = {"float": "a number", "int": "an integer", "str": "a string"}.get(type_name, "a comma-separated list")
+    raise ConfigError(f"{key}: must be {kind}, got {value!r}")
