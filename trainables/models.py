@@ -51,9 +51,11 @@ def _not_found(model: str, err: Exception) -> ConfigError:
 
 def load_clip(model: str) -> LoadedClip:
     """Load a CLIP checkpoint, its tokenizer (if any) and its image processor."""
-    from transformers import AutoConfig, AutoTokenizer, CLIPImageProcessor, CLIPModel
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer, CLIPModel
 
     path = model_path(model)
+    transformers.utils.logging.disable_progress_bar()  # trial progress is ours to print
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as err:
@@ -67,13 +69,25 @@ def load_clip(model: str) -> LoadedClip:
     except (OSError, ValueError, TypeError):
         tokenizer = None
     try:
-        processor = CLIPImageProcessor.from_pretrained(path)
+        processor = _processor_class().from_pretrained(path)
     except OSError:
-        size = config.vision_config.image_size
-        processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
-                                       image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+        processor = default_image_processor(config.vision_config.image_size)
     clip.eval()
     return LoadedClip(model=clip, tokenizer=tokenizer, image_processor=processor, source=path)
+
+
+def _processor_class():
+    # transformers 5 splits CLIP's processor into a torchvision backend and a PIL one; without
+    # torchvision (deliberately not a dependency) use the PIL one directly instead of a warning.
+    import transformers
+
+    return getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+
+
+def default_image_processor(size: int):
+    """CLIP's preprocessing (resize shortest edge, centre crop, CLIP mean/std) for checkpoints saved without one."""
+    return _processor_class()(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+                              image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
 
 
 def vision_layers(model: nn.Module) -> list[nn.Module]:
@@ -115,7 +129,7 @@ class ImageClassifier(nn.Module):
         super().__init__()
         self.clip = clip
         dim = clip.config.projection_dim
-        scale = min(float(clip.logit_scale.exp()), 100.0)
+        scale = min(float(clip.logit_scale.detach().exp()), 100.0)
         self.head = Head(dim, num_classes, scale)
 
     def clip_model(self) -> nn.Module:

@@ -1,0 +1,28 @@
+"""The cell table: one row per grid cell (every varying parameter but the seed), seeds pooled.
+
+It is the descriptive companion of the tests: n trials, mean and sd of every metric.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.table import varying_parameters
+
+
+def cell_keys(table: pd.DataFrame) -> list[str]:
+    """dataset, method, then every other varying parameter except seed (seeds are replicates)."""
+    return ["dataset", "method"] + varying_parameters(table, exclude=("dataset", "method", "seed"))
+
+
+def cell_table(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Columns: the cell keys, n, then `<metric> mean` and `<metric> sd` for each metric."""
+    keys = cell_keys(table)
+    if table.empty:
+        return pd.DataFrame(columns=keys + ["n"] + [f"{m} {s}" for m in metrics for s in ("mean", "sd")])
+    grouped = table.groupby(keys, dropna=False, sort=True)
+    out = grouped.size().rename("n").to_frame()
+    for metric in metrics:
+        out[f"{metric} mean"] = grouped[metric].mean()
+        out[f"{metric} sd"] = grouped[metric].std(ddof=1)  # NaN for a single seed, on purpose
+    return out.reset_index()

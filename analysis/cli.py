@@ -1,0 +1,138 @@
+"""`driftlab analyze`: read a sweep (CSV or MLflow), run the tests, write the report.
+
+Exit codes: 0 done; 2 bad input, with one line on stderr naming the flag and what it
+accepts; 1 anything else that went wrong. Progress goes to stderr, nothing to stdout
+except --help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from analysis.options import (FAMILIES, AnalysisInputError, AnalysisOptions, options_from_spec, parse_alpha,
+                              parse_families, parse_metrics, parse_pareto)
+
+PROG = "driftlab analyze"
+DEFAULT_OUT = "driftlab_out/analysis"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse prints usage plus a message over several lines; we want one line and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise AnalysisInputError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Permutation tests and a report for a finished sweep.")
+    p.add_argument("--csv", metavar="FILE", help="one row per trial (parameters, metrics, optional status)")
+    p.add_argument("--experiment", metavar="NAME", help="MLflow experiment holding the sweep")
+    p.add_argument("--parent-run", metavar="ID", help="sweep run id (default: latest run tagged driftlab.kind=sweep)")
+    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)")
+    p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
+    p.add_argument("--metrics", metavar="A,B", help="metric columns to test (default: every numeric metric)")
+    p.add_argument("--families", metavar="F,G", help=f"test families, any of {','.join(FAMILIES)} (default all)")
+    p.add_argument("--alpha", metavar="A", help="significance level after Holm correction (default 0.05)")
+    p.add_argument("--pareto", metavar="M:max,N:min", help="also compute the Pareto front of these objectives")
+    p.add_argument("--spec", metavar="FILE", help="sweep spec (YAML/JSON) whose `analysis:` section sets defaults")
+    p.add_argument("--log-mlflow", action="store_true",
+                   help="log the output as a run 'analysis' nested under the sweep (needs --experiment)")
+    return p
+
+
+def _spec_options(path: str | None) -> AnalysisOptions:
+    if path is None:
+        return AnalysisOptions()
+    if not Path(path).is_file():
+        raise AnalysisInputError(f"--spec: no such file: {path}")
+    import yaml  # YAML is a superset of JSON, so one loader reads both
+
+    try:
+        spec = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise AnalysisInputError(f"--spec: {path} is not valid YAML/JSON ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(spec, dict):
+        raise AnalysisInputError(f"--spec: {path} must hold a mapping with an optional `analysis:` section")
+    return options_from_spec(spec.get("analysis"))
+
+
+def _options(args: argparse.Namespace) -> AnalysisOptions:
+    """Spec defaults, overridden by any flag given on the command line."""
+    opts = _spec_options(args.spec)
+    if args.families is not None:
+        opts.families = parse_families(args.families, "--families")
+    if args.metrics is not None:
+        opts.metrics = parse_metrics(args.metrics)
+        if not opts.metrics:
+            raise AnalysisInputError("--metrics: give a comma-separated list of metric names")
+    if args.alpha is not None:
+        opts.alpha = parse_alpha(args.alpha, "--alpha")
+    if args.pareto is not None:
+        opts.pareto = parse_pareto(args.pareto, "--pareto")
+    return opts
+
+
+def _check_source(args: argparse.Namespace) -> None:
+    if args.csv and args.experiment:
+        raise AnalysisInputError("input: pass either --csv FILE or --experiment NAME, not both")
+    if not args.csv and not args.experiment:
+        raise AnalysisInputError("input: pass --csv FILE or --experiment NAME (with --tracking-uri URI)")
+    if args.csv and (args.parent_run or args.log_mlflow):
+        flag = "--parent-run" if args.parent_run else "--log-mlflow"
+        raise AnalysisInputError(f"{flag}: only meaningful with --experiment, not with --csv")
+    if args.experiment:
+        args.tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not args.tracking_uri:
+            raise AnalysisInputError("--tracking-uri: required with --experiment (or set MLFLOW_TRACKING_URI)")
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _run(args: argparse.Namespace, opts: AnalysisOptions) -> None:
+    from analysis.core import analyze
+
+    if args.csv:
+        from analysis.table import table_from_csv
+
+        table = table_from_csv(args.csv, opts.metrics)
+        source = args.csv
+    else:
+        from analysis.mlflow_io import table_from_mlflow
+
+        table = table_from_mlflow(args.tracking_uri, args.experiment, args.parent_run, opts.metrics)
+        source = f"experiment {args.experiment!r} at {args.tracking_uri}"
+    # Progress starts only once the input is read, so bad input still gives a single line.
+    _say(f"read {len(table)} trial(s) from {source}")
+    result = analyze(table, args.out, opts.families, opts.metrics, opts.alpha, opts.pareto, progress=_say)
+    if args.log_mlflow:
+        from analysis.mlflow_io import log_to_mlflow
+
+        run_id = log_to_mlflow(result, args.tracking_uri, args.experiment, args.parent_run)
+        _say(f"logged to MLflow run {run_id}")
+    _say(f"report: {result.paths[0]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        _check_source(args)
+        _run(args, _options(args))
+    except AnalysisInputError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    except Exception as exc:  # noqa: BLE001 - the CLI's promise is one line and exit 1
+        print(f"{PROG}: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""PNG figures of a sweep; each function skips (returns None) when its columns are absent.
+
+Figures are built on `matplotlib.figure.Figure` directly, never pyplot, so no display or
+global backend is touched and the module is safe inside servers and worker processes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from analysis.schema import LAYER_ENTROPY_PATTERN, SUPPORT_CHANGE_METRICS, is_retention
+
+# Per-layer entropy of the model before fine-tuning, if a trial logged it under one of these.
+BEFORE_LAYER_PATTERNS = (re.compile(r"^attn/entropy_before/layer_(\d+)$"),
+                         re.compile(r"^attn/entropy0/layer_(\d+)$"),
+                         re.compile(r"^attn/base/entropy/layer_(\d+)$"))
+_MAX_PANELS = 6
+
+
+def _colours(methods) -> dict[str, tuple]:
+    cmap = colormaps["tab10"]
+    return {m: cmap(i % 10) for i, m in enumerate(sorted(map(str, methods)))}
+
+
+def _panels(n: int, width: float, height: float) -> tuple[Figure, int, int]:
+    """A figure for n panels, at most three per row so many datasets or metrics stay legible."""
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    return Figure(figsize=(width * cols, height * rows)), rows, cols
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def safe_name(metric: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", metric).strip("_")
+
+
+def key_metrics(metrics: list[str]) -> list[str]:
+    """Accuracy (test before val), up to three retention metrics, then Δentropy, when present."""
+    acc = [m for m in ("test/acc", "val/acc") if m in metrics] or [m for m in metrics if "acc" in m.lower()]
+    retention = [m for m in metrics if is_retention(m)][:3]
+    entropy = [m for m in ("attn/delta_entropy_pct",) if m in metrics]
+    return acc[:1] + retention + entropy
+
+
+def plot_metric_vs_lr(table: pd.DataFrame, metric: str, path: Path) -> Path | None:
+    """Mean over seeds per lr and method, min-max band, every trial as a dot; one panel per dataset."""
+    if "lr" not in table.columns or table["lr"].nunique() < 2 or table[metric].notna().sum() == 0:
+        return None
+    datasets = sorted(table["dataset"].unique())
+    colours = _colours(table["method"].unique())
+    fig, nrows, ncols = _panels(len(datasets), 4.2, 3.4)
+    for i, dataset in enumerate(datasets):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        for method, rows in table[table["dataset"] == dataset].groupby("method"):
+            stats = rows.groupby("lr")[metric].agg(["mean", "min", "max"]).dropna()
+            c = colours[str(method)]
+            ax.plot(stats.index, stats["mean"], "-o", color=c, label=str(method), ms=4)
+            ax.fill_between(stats.index, stats["min"], stats["max"], color=c, alpha=0.15)
+            ax.scatter(rows["lr"], rows[metric], color=c, s=8, alpha=0.5)
+        ax.set_xscale("log")
+        ax.set(title=str(dataset), xlabel="learning rate", ylabel=metric)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_paired_differences(tests: pd.DataFrame, path: Path, alpha: float = 0.05) -> Path | None:
+    """Forest plot of paired effects mean(a - b) with bootstrap CIs, one panel per metric."""
+    paired = tests[tests["family"] == "paired"]
+    if paired.empty:
+        return None
+    metrics = list(dict.fromkeys(paired["metric"]))[:_MAX_PANELS]
+    height = max(2.5, 0.35 * paired.groupby("metric").size().max() + 1.2)
+    fig, nrows, ncols = _panels(len(metrics), 5.0, height)
+    for i, metric in enumerate(metrics):
+        rows = paired[paired["metric"] == metric].reset_index(drop=True)
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        y = np.arange(len(rows))
+        lo = (rows["effect"] - rows["ci_low"]).clip(lower=0).fillna(0)
+        hi = (rows["ci_high"] - rows["effect"]).clip(lower=0).fillna(0)
+        sig = rows["p_adjusted"] < alpha
+        ax.errorbar(rows["effect"], y, xerr=[lo, hi], fmt="none", ecolor="grey")
+        ax.scatter(rows["effect"], y, c=np.where(sig, "tab:red", "tab:blue"), zorder=3, s=18)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [f"{r.dataset}: {r.a} − {r.b}" for r in rows.itertuples()], fontsize=7)
+        ax.set(title=metric, xlabel=f"mean paired difference (red: Holm p < {alpha:g})")
+    return _save(fig, path)
+
+
+def plot_retention_vs_entropy(table: pd.DataFrame, path: Path) -> Path | None:
+    """Zero-shot retention against Δentropy, one panel per retention metric, colour = method."""
+    change = next((m for m in SUPPORT_CHANGE_METRICS if m in table.columns), None)
+    retention = [m for m in table.columns if is_retention(m)][:_MAX_PANELS]
+    if change is None or not retention:
+        return None
+    colours = _colours(table["method"].unique())
+    markers = dict(zip(sorted(table["dataset"].unique()), "osD^vP*X"))
+    fig, nrows, ncols = _panels(len(retention), 4.2, 3.6)
+    for i, metric in enumerate(retention):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        for (dataset, method), rows in table.groupby(["dataset", "method"]):
+            ax.scatter(rows[change], rows[metric], color=colours[str(method)], marker=markers.get(dataset, "o"),
+                       s=16, alpha=0.8, label=f"{dataset} / {method}")
+        ax.set(xlabel=change, ylabel=metric, title=metric)
+        ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def _layer_columns(columns, pattern: re.Pattern) -> dict[int, str]:
+    found = {int(m.group(1)): c for c in columns if (m := pattern.match(str(c)))}
+    return dict(sorted(found.items()))
+
+
+def plot_entropy_by_layer(table: pd.DataFrame, path: Path) -> Path | None:
+    """Mean attention entropy per layer after fine-tuning per method (and before, if logged)."""
+    after = _layer_columns(table.columns, LAYER_ENTROPY_PATTERN)
+    if not after:
+        return None
+    before = next((cols for p in BEFORE_LAYER_PATTERNS if (cols := _layer_columns(table.columns, p))), {})
+    datasets = sorted(table["dataset"].unique())
+    colours = _colours(table["method"].unique())
+    fig, nrows, ncols = _panels(len(datasets), 4.2, 3.4)
+    for i, dataset in enumerate(datasets):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        rows = table[table["dataset"] == dataset]
+        if before:
+            ax.plot(list(before), rows[list(before.values())].mean().to_numpy(), "k--", label="before")
+        for method, group in rows.groupby("method"):
+            ax.plot(list(after), group[list(after.values())].mean().to_numpy(), "-o", ms=3,
+                    color=colours[str(method)], label=f"{method} (after)")
+        ax.set(title=str(dataset), xlabel="layer", ylabel="attention entropy")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_pareto(table: pd.DataFrame, front: pd.DataFrame, objectives: dict[str, str], path: Path) -> Path | None:
+    """All trials and the Pareto front on the first two objectives, one panel per dataset."""
+    x, y = list(objectives)[:2]
+    datasets = sorted(table["dataset"].unique())
+    colours = _colours(table["method"].unique())
+    fig, nrows, ncols = _panels(len(datasets), 4.6, 4.0)
+    for i, dataset in enumerate(datasets):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        for method, rows in table[table["dataset"] == dataset].groupby("method"):
+            ax.scatter(rows[x], rows[y], color=colours[str(method)], s=14, alpha=0.6, label=str(method))
+        ordered = front[front["dataset"] == dataset].sort_values(x)
+        ax.plot(ordered[x], ordered[y], "k-", lw=1)
+        ax.scatter(ordered[x], ordered[y], facecolors="none", edgecolors="black", s=60, label="Pareto front")
+        ax.set(xlabel=f"{x} ({objectives[x]})", ylabel=f"{y} ({objectives[y]})", title=str(dataset))
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def write_figures(table: pd.DataFrame, tests: pd.DataFrame, metrics: list[str], out_dir: Path,
+                  alpha: float = 0.05) -> list[Path]:
+    """Every figure whose inputs exist; returns the paths written."""
+    paths = [plot_metric_vs_lr(table, m, out_dir / f"lr_{safe_name(m)}.png") for m in key_metrics(metrics)]
+    paths.append(plot_paired_differences(tests, out_dir / "paired_differences.png", alpha))
+    paths.append(plot_retention_vs_entropy(table, out_dir / "retention_vs_entropy.png"))
+    paths.append(plot_entropy_by_layer(table, out_dir / "entropy_by_layer.png"))
+    return [p for p in paths if p is not None]

@@ -1,0 +1,116 @@
+"""MLflow in and out: a sweep's child trial runs -> tidy table; an analysis -> nested run.
+
+Runs are found by tags the orchestrator sets: the sweep's parent run has
+`driftlab.kind = sweep`, each trial run `driftlab.kind = trial`, `driftlab.status` and
+`mlflow.parentRunId`. mlflow is imported inside the functions: it takes seconds to
+import and the CSV path does not need it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from analysis.options import AnalysisInputError
+from analysis.table import tidy
+
+if TYPE_CHECKING:
+    from analysis.core import AnalysisResult
+
+KIND_TAG, STATUS_TAG, PARENT_TAG = "driftlab.kind", "driftlab.status", "mlflow.parentRunId"
+_PAGE = 1000
+
+
+def _client(tracking_uri: str):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=tracking_uri)
+
+
+def _experiment_id(client, experiment: str, tracking_uri: str) -> str:
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise AnalysisInputError(f"--experiment: no MLflow experiment named {experiment!r} at {tracking_uri}")
+    return found.experiment_id
+
+
+def _search(client, experiment_id: str, filter_string: str) -> list:
+    """Every active run matching the filter, following page tokens."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=_PAGE,
+                                  order_by=["attributes.start_time DESC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def latest_sweep_run(client, experiment_id: str, experiment: str) -> str:
+    """Id of the most recent top-level run tagged driftlab.kind = sweep."""
+    sweeps = [r for r in _search(client, experiment_id, f"tags.`{KIND_TAG}` = 'sweep'")
+              if PARENT_TAG not in r.data.tags]
+    if not sweeps:
+        raise AnalysisInputError(f"--parent-run: experiment {experiment!r} has no top-level run tagged "
+                                 f"{KIND_TAG} = sweep; pass the sweep's run id")
+    return max(sweeps, key=lambda r: r.info.start_time or 0).info.run_id
+
+
+def _check_parent(client, run_id: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id).info.experiment_id
+    except MlflowException as exc:
+        raise AnalysisInputError(f"--parent-run: no MLflow run with id {run_id!r}") from exc
+
+
+def _trial_row(run) -> dict:
+    row: dict = dict(run.data.params)  # strings; tidy() turns numeric-looking ones into numbers
+    row.update(run.data.metrics)  # the latest value of each metric
+    row["status"] = run.data.tags.get(STATUS_TAG) or run.info.status
+    row["run_id"] = run.info.run_id
+    return row
+
+
+def table_from_mlflow(tracking_uri: str, experiment: str, parent_run_id: str | None = None,
+                      metrics: list[str] | None = None) -> pd.DataFrame:
+    """Tidy table of the trial runs under `parent_run_id` (default: the latest sweep run)."""
+    client = _client(tracking_uri)
+    experiment_id = _experiment_id(client, experiment, tracking_uri)
+    if parent_run_id is None:
+        parent_run_id = latest_sweep_run(client, experiment_id, experiment)
+    else:
+        _check_parent(client, parent_run_id)
+    children = _search(client, experiment_id, f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
+    rows = [_trial_row(r) for r in children if r.data.tags.get(KIND_TAG) == "trial"]
+    if not rows:
+        raise AnalysisInputError(f"--parent-run: run {parent_run_id} has no child runs tagged {KIND_TAG} = trial")
+    return tidy(pd.DataFrame(rows), metrics)
+
+
+def log_to_mlflow(result: "AnalysisResult", tracking_uri: str, experiment: str,
+                  parent_run_id: str | None = None) -> str:
+    """Log result.out_dir as artifacts of a new run 'analysis' nested under the sweep; its id."""
+    client = _client(tracking_uri)
+    if parent_run_id is None:
+        experiment_id = _experiment_id(client, experiment, tracking_uri)
+        parent_run_id = latest_sweep_run(client, experiment_id, experiment)
+    else:
+        experiment_id = _check_parent(client, parent_run_id)  # nest where the parent lives
+    run = client.create_run(experiment_id, run_name="analysis",
+                            tags={PARENT_TAG: parent_run_id, KIND_TAG: "analysis"})
+    run_id = run.info.run_id
+    try:
+        client.log_param(run_id, "families", ",".join(result.families))
+        client.log_param(run_id, "alpha", result.alpha)
+        client.log_metric(run_id, "analysis/n_tests", len(result.tests))
+        client.log_metric(run_id, "analysis/n_significant", len(result.significant))
+        client.log_metric(run_id, "analysis/n_excluded", sum(result.excluded.values()))
+        client.log_artifacts(run_id, str(result.out_dir))
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return run_id

@@ -1,0 +1,83 @@
+"""`driftlab trial`: one trial in-process, exactly as it runs under Ray Tune, without Ray.
+
+    driftlab trial --method lora --lr 1e-3 --seed 1 --json
+
+Every trial config key is a flag (`gta_lambda` -> `--gta-lambda`; list values comma-separated;
+`--zero-shot none` turns zero-shot off). Per-epoch progress goes to stderr; without --json a
+final table goes to stdout, with --json the final metrics as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from trainables.config import ConfigError, TrialConfig
+
+COLUMNS = ("epoch", "phase", "train/loss", "val/acc", "attn/delta_entropy_pct", "repr/cka/mean")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="driftlab trial", description=__doc__.split("\n\n")[0])
+    for f in dataclasses.fields(TrialConfig):
+        default = f.default if f.default is not dataclasses.MISSING else ",".join(map(str, f.default_factory()))
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, metavar=f.name.upper(), default=None,
+                            help=f"(default: {default or 'none'})")
+    parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object on stdout")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write figures, per-layer table and trained parts here (default: none)")
+    return parser
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trainables.trial import Trial
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return 2 if exit_.code else 0
+    values = {k: v for k, v in vars(args).items() if k not in ("json", "out") and v is not None}
+    log = sys.stderr if args.json else sys.stdout
+    try:
+        config = TrialConfig.from_dict(values)
+        print(f"driftlab trial: {config.method} on {config.dataset} (model {config.model}, lr {config.lr:g}, "
+              f"seed {config.seed}, {config.epochs} epochs) - loading ...", file=sys.stderr)
+        started = time.perf_counter()
+        trial = Trial(config)
+    except ConfigError as err:
+        print(f"driftlab: {err}", file=sys.stderr)
+        return 2
+    zs_keys = [k for k in (f"zeroshot/{t}/retention" for t in trial.evaluator.zero_shot)]
+    columns = COLUMNS + tuple(zs_keys)
+    print("  ".join(f"{c:>14}" for c in columns), file=log)
+
+    def report(metrics: dict, _checkpoint_dir) -> None:
+        print("  ".join(f"{_fmt(metrics.get(c, '')):>14}" for c in columns), file=log, flush=True)
+
+    final = trial.run(report)
+    final["time/trial_s"] = time.perf_counter() - started
+    if args.out:
+        trial.write_artifacts(args.out)
+        print(f"artifacts written to {args.out}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(final, sort_keys=True))
+    else:
+        print(f"status {final.get('status')}  test/acc {_fmt(final.get('test/acc', math.nan))}  "
+              f"{final['time/trial_s']:.1f}s", file=log)
+    return 0 if final.get("status") in ("completed", "diverged") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""Full fine-tuning: every weight of the image tower, its projection, and the head."""
+
+from __future__ import annotations
+
+from trainables.models import image_tower_parameters
+
+
+def prepare(model, config):
+    from trainables.methods import Phase
+
+    params = image_tower_parameters(model.clip) + list(model.head.parameters())
+    return [Phase("ft", params, config.lr, config.epochs, tunes_tower=True)]

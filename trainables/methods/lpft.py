@@ -1,0 +1,20 @@
+"""LP-FT (Kumar et al. 2022): a linear-probe phase at `lp_lr`, then full fine-tuning at `lr`.
+
+Training the head first means the full fine-tuning phase starts from a good head, so the
+early, large gradients that distort pretrained features are avoided.
+"""
+
+from __future__ import annotations
+
+from trainables.models import image_tower_parameters
+
+
+def prepare(model, config):
+    from trainables.methods import Phase
+
+    head = list(model.head.parameters())
+    return [
+        Phase("lp", head, config.lp_lr, config.lp_epochs, tunes_tower=False),
+        Phase("ft", image_tower_parameters(model.clip) + head, config.lr, config.epochs - config.lp_epochs,
+              tunes_tower=True),
+    ]

@@ -1,0 +1,216 @@
+"""One trial: build the model, data and method, train, evaluate every epoch, report.
+
+    run_trial(config, report, checkpoint_dir=None)
+
+`report(metrics, checkpoint_dir)` is called once before training (epoch 0) and after every
+epoch with a flat dict of metrics (plus `status`) and a directory holding a checkpoint of
+what the method trains; Ray Tune and the `driftlab trial` CLI plug in the same way. Given
+a `checkpoint_dir`, the trial resumes after the epoch it was written at.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from trainables.config import ConfigError, TrialConfig
+from trainables.data import load_task
+from trainables.evaluate import Evaluator
+from trainables.methods import Phase, build_phases
+from trainables.methods.gta import SourceTower
+from trainables.models import ImageClassifier, load_clip, text_classifier
+from trainables.splits import augment, normalise
+
+Report = Callable[[dict, "str | None"], None]
+CHECKPOINT_FILE = "trial_state.pt"
+
+
+def pick_device(choice: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA device; use auto or cpu")
+    return torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_clip(model: str):
+    # Ray reuses actors across trials: load each checkpoint once per worker, deep-copy per trial.
+    return load_clip(model)
+
+
+class Trial:
+    """Everything a trial holds; `run` is the loop."""
+
+    def __init__(self, config: TrialConfig):
+        self.config = config
+        self.device = pick_device(config.device)
+        torch.manual_seed(config.seed)
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        loaded = _cached_clip(config.model)
+        clip = copy.deepcopy(loaded.model)
+        self.tokenizer = loaded.tokenizer
+        processor = loaded.image_processor
+        self.mean = torch.tensor(processor.image_mean, device=self.device)
+        self.std = torch.tensor(processor.image_std, device=self.device)
+        self.task = load_task(config.dataset, processor, seed=config.seed, data_fraction=config.data_fraction)
+        self.model = ImageClassifier(clip, len(self.task.classes))
+        self._init_head(clip)
+        # Zero-shot and attention baselines are measured on the pretrained model before any method touches it.
+        self.model.to(self.device)
+        self.evaluator = Evaluator(self.model, self.task, config, loaded, self.mean, self.std, self.device)
+        source = SourceTower(clip.vision_model).to(self.device) if config.gta_lambda > 0 else None
+        self.phases: list[Phase] = build_phases(self.model, config, source)
+        self.model.to(self.device)
+        self._names = {id(p): n for n, p in self.model.named_parameters()}
+
+    def _init_head(self, clip) -> None:
+        if self.config.head_init != "zeroshot":
+            return
+        if self.tokenizer is None:
+            raise ConfigError(f"head_init: 'zeroshot' needs a tokenizer, and {self.config.model!r} has none; "
+                              "use head_init random")
+        weight = text_classifier(clip, self.tokenizer, self.task.classes, self.task.templates, "cpu")
+        with torch.no_grad():
+            self.model.head.linear.weight.copy_(weight)
+            self.model.head.linear.bias.zero_()
+
+    # ---- training -------------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def _schedule(self, optimizer, steps: int):
+        warm = max(1, int(self.config.warmup_frac * steps))
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+
+    def _start_phase(self, phase: Phase):
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        for p in phase.params:
+            p.requires_grad_(True)
+        optimizer = torch.optim.AdamW(phase.params, lr=phase.lr, weight_decay=self.config.weight_decay)
+        steps = phase.epochs * math.ceil(len(self.task.train) / self.config.batch_size)
+        return optimizer, self._schedule(optimizer, steps)
+
+    def _train_epoch(self, phase: Phase, optimizer, scheduler, epoch: int) -> dict[str, float]:
+        cfg = self.config
+        self.model.train()
+        generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        totals: dict[str, torch.Tensor] = {}
+        batches = 0
+        for pixels, labels, _ in self.task.train.batches(cfg.batch_size, shuffle_seed=cfg.seed * 100_003 + epoch):
+            x = normalise(pixels.to(self.device, non_blocking=True), self.mean, self.std)
+            if self.task.augment:
+                x = augment(x, generator)
+            with self._autocast():
+                loss, logs = phase.loss(self.model, x, labels.to(self.device))
+            if cfg.fault == "nan" and epoch >= 1:
+                loss = loss * float("nan")
+            if not torch.isfinite(loss):
+                return {"train/loss": float("nan")}
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(phase.params, cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            for key, value in {"train/loss": loss.detach(), **logs}.items():
+                totals[key] = totals.get(key, 0) + value.float()
+            batches += 1
+        # One device sync per epoch, not per step.
+        return {key: float(value) / max(batches, 1) for key, value in totals.items()}
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def _save(self, directory: Path, phase_index: int, epoch: int, optimizer, scheduler) -> None:
+        trained = {self._names[id(p)]: p.detach().cpu() for phase in self.phases for p in phase.params}
+        torch.save({"epoch": epoch, "phase": phase_index, "trained": trained,
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "config": self.config.to_dict()}, directory / CHECKPOINT_FILE)
+
+    def _load(self, directory: Path) -> dict:
+        state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in state["trained"].items():
+                params[name].copy_(value)
+        return state
+
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self, report: Report, checkpoint_dir: str | None = None) -> dict:
+        cfg = self.config
+        done_epochs, state = 0, None
+        if checkpoint_dir:
+            state = self._load(Path(checkpoint_dir))
+            done_epochs = state["epoch"]
+        else:
+            metrics = {"epoch": 0, "status": "running", **self.evaluator.run(self.model, 0)}
+            report(metrics, None)
+        epoch_offset, last = 0, {}
+        for index, phase in enumerate(self.phases):
+            phase_end = epoch_offset + phase.epochs
+            if done_epochs >= phase_end:
+                epoch_offset = phase_end
+                continue
+            optimizer, scheduler = self._start_phase(phase)
+            if state is not None and state["phase"] == index:
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+            for epoch in range(max(done_epochs, epoch_offset) + 1, phase_end + 1):
+                if cfg.fault == "crash_once" and epoch == 2 and not checkpoint_dir:
+                    raise RuntimeError("injected fault: crash_once (test-only; config fault=crash_once)")
+                started = time.perf_counter()
+                train = self._train_epoch(phase, optimizer, scheduler, epoch)
+                train_s = time.perf_counter() - started
+                if not math.isfinite(train["train/loss"]):
+                    last = {"epoch": epoch, "status": "diverged", "phase": phase.name, **train}
+                    report(last, None)
+                    return last
+                last = {"epoch": epoch, "status": "running", "phase": phase.name, **train,
+                        "time/train_s": train_s, **self.evaluator.run(self.model, epoch)}
+                if epoch == cfg.epochs:
+                    last.update(self.evaluator.test_accuracy(self.model))
+                    last["status"] = "completed"
+                with tempfile.TemporaryDirectory(prefix="driftlab-ckpt-") as tmp:
+                    self._save(Path(tmp), index, epoch, optimizer, scheduler)
+                    report(last, tmp)
+            epoch_offset = phase_end
+        return last
+
+
+    # ---- artifacts ------------------------------------------------------------------------
+    def write_artifacts(self, out_dir: str | Path) -> list[Path]:
+        """Figures, the per-layer metric table and the small trained parts (head, LoRA/adapter weights)."""
+        from safetensors.torch import save_file
+
+        from trainables import figures
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        ev = self.evaluator
+        after = ev.last_layers or ev.baseline_attn
+        small = {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters()
+                 if n.startswith("head.") or "lora_" in n or ".adapter." in n}
+        save_file(small, str(out / "trained_parts.safetensors"))
+        return [
+            figures.attention_heatmaps(ev.probe_pixels, ev.baseline_maps, ev.last_maps, ev.grid,
+                                       out / "attention_heatmaps.png"),
+            figures.entropy_by_layer(ev.baseline_attn["entropy"], after["entropy"], out / "entropy_by_layer.png"),
+            figures.layer_table(ev.baseline_attn, after, out / "layer_metrics.csv"),
+            out / "trained_parts.safetensors",
+        ]
+
+
+def run_trial(config: dict | TrialConfig, report: Report, checkpoint_dir: str | None = None) -> dict:
+    """Run one trial; returns the last metrics reported."""
+    cfg = config if isinstance(config, TrialConfig) else TrialConfig.from_dict(config)
+    return Trial(cfg).run(report, checkpoint_dir)
