@@ -81,7 +81,7 @@ def analyze(table: pd.DataFrame, out_dir: str | Path, families: Iterable[str] | 
     _say(progress, f"{len(figures)} figure(s) written")
     report = out / "report.md"
     report.write_text(render_report(full, cells, tested, excluded, alpha, len(completed), families,
-                                    figures, front, objectives))
+                                    figures, front, objectives), encoding="utf-8")
     paths = [report, out / "tests.csv", out / "cells.csv", *figures]
     paths += [out / "pareto_front.csv"] if objectives else []
     return AnalysisResult(tests, cells, paths, excluded, out, alpha, families, len(completed), front)

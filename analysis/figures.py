@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.schema import LAYER_ENTROPY_PATTERN, SUPPORT_CHANGE_METRICS, is_retention
 
@@ -138,6 +139,7 @@ def plot_entropy_by_layer(table: pd.DataFrame, path: Path) -> Path | None:
         for method, group in rows.groupby("method"):
             ax.plot(list(after), group[list(after.values())].mean().to_numpy(), "-o", ms=3,
                     color=colours[str(method)], label=f"{method} (after)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(title=str(dataset), xlabel="layer", ylabel="attention entropy")
         ax.legend(fontsize=7)
     return _save(fig, path)
@@ -164,6 +166,8 @@ def plot_pareto(table: pd.DataFrame, front: pd.DataFrame, objectives: dict[str, 
 def write_figures(table: pd.DataFrame, tests: pd.DataFrame, metrics: list[str], out_dir: Path,
                   alpha: float = 0.05) -> list[Path]:
     """Every figure whose inputs exist; returns the paths written."""
+    if table.empty:
+        return []
     paths = [plot_metric_vs_lr(table, m, out_dir / f"lr_{safe_name(m)}.png") for m in key_metrics(metrics)]
     paths.append(plot_paired_differences(tests, out_dir / "paired_differences.png", alpha))
     paths.append(plot_retention_vs_entropy(table, out_dir / "retention_vs_entropy.png"))

@@ -52,7 +52,7 @@ def _contrast_sentence(row: pd.Series) -> str:
         where = f" at matched {row['matched_on']}" if row.get("matched_on") else ""
         test = "paired sign-flip"
     else:
-        where, test = " (cells do not match)", "two-sample permutation"
+        where, test = " over unmatched cells", "two-sample permutation"
     return (f"On {row['dataset']}, {a} {verb} {effect:.3g} more {metric} than {b}{where} "
             f"({verdict}{test}, {_p_text(row)}{_ci_text(low, high)}).")
 

@@ -41,14 +41,14 @@ LAYER_ENTROPY_PATTERN = re.compile(r"^attn/entropy/layer_(\d+)$")
 PER_LAYER_PATTERN = re.compile(r"/layer_\d+$")
 
 # Direction by name fragment, checked in order: the first fragment found in the metric
-# name decides. Attention metrics come first: they describe behaviour, not quality.
+# name decides. Attention metrics come early: they describe behaviour, not quality.
 _DIRECTION_RULES: tuple[tuple[str, bool | None], ...] = (
+    ("box_alignment", True),  # attention on the object: the one attention metric with a better side
     ("attn/", None),
     ("loss", False),
     ("retention", True),
     ("acc", True),
     ("cka", True),
-    ("box_alignment", True),
 )
 
 

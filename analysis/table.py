@@ -18,14 +18,15 @@ from analysis.schema import METADATA_COLUMNS, PARAMETER_COLUMNS, RUNTIME_PARAMET
 
 # A table without these still works: the whole sweep is one dataset / one method.
 _GROUP_DEFAULTS = {"dataset": "all", "method": "all"}
+_MISSING_TOKENS = ("", "none", "nan", "null")
 
 
 def _numeric_if_possible(series: pd.Series) -> pd.Series:
     """Strings like '0.001' or '3' become numbers; a column with any non-number stays as is."""
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return series
-    # Empty strings are missing values (MLflow and spreadsheets write them for "unset").
-    values = series.mask(series.astype(str).str.strip() == "")
+    # Blank / None / nan strings are missing values (how MLflow params and spreadsheets say "unset").
+    values = series.mask(series.astype(str).str.strip().str.lower().isin(_MISSING_TOKENS))
     try:
         return pd.to_numeric(values, errors="raise")
     except (TypeError, ValueError):

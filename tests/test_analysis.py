@@ -154,7 +154,7 @@ def test_csv_end_to_end(tmp_path, capsys):
     assert (retention["effect"].astype(float) < -50).all()  # a = ft, b = lora
     cells = pd.read_csv(out / "cells.csv")
     assert len(cells) == 16 and (cells["n"] == 3).all()  # the diverged trial is no cell
-    report = (out / "report.md").read_text()
+    report = (out / "report.md").read_text(encoding="utf-8")
     assert "lora keeps" in report and "| diverged | 1 |" in report and "1 excluded" in report
     assert "driftlab analyze: report:" in capsys.readouterr().err
 

@@ -83,20 +83,26 @@ def server(tmp_path_factory):
         log.close()
 
 
-def _log_sweep(client, experiment_id: str, table: pd.DataFrame) -> str:
-    """A parent run tagged as a sweep, one child run per row of `table`; returns the parent id."""
+def _log_sweep(client, experiment_id: str, table: pd.DataFrame, status_tags: bool = True) -> str:
+    """A parent run tagged as a sweep, one child run per row of `table`; returns the parent id.
+
+    With status_tags the trial status is the driftlab.status tag (runs stay RUNNING, saving
+    two round trips each); without, the run is set FINISHED and the reader must fall back to it.
+    """
     from mlflow.entities import Metric, Param
 
     parent = client.create_run(experiment_id, run_name="sweep", tags={"driftlab.kind": "sweep"}).info.run_id
     metric_names = [c for c in table.columns if "/" in c]
 
     def log_trial(row: dict) -> None:
-        tags = {"mlflow.parentRunId": parent, "driftlab.kind": "trial", "driftlab.status": row["status"]}
+        tags = {"mlflow.parentRunId": parent, "driftlab.kind": "trial"}
+        tags.update({"driftlab.status": row["status"]} if status_tags else {})
         run_id = client.create_run(experiment_id, tags=tags).info.run_id
         params = [Param(k, str(row[k])) for k in PARAMS]
         metrics = [Metric(m, float(row[m]), 0, 0) for m in metric_names if pd.notna(row[m])]
         client.log_batch(run_id, metrics=metrics, params=params)
-        client.set_terminated(run_id, "FINISHED")
+        if not status_tags:
+            client.set_terminated(run_id, "FINISHED")
 
     # A few HTTP round trips per trial: in parallel, or logging dominates the test's time.
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -111,10 +117,11 @@ def sweep(server):
 
     client = mlflow.MlflowClient(server)
     experiment_id = client.create_experiment(EXPERIMENT)
-    _log_sweep(client, experiment_id, synthetic_table(seed=1).head(4))  # an older sweep, not the default
+    # An older sweep without status tags: not the default parent, and read via the run status.
+    older = _log_sweep(client, experiment_id, synthetic_table(seed=1).head(4), status_tags=False)
     time.sleep(0.05)  # distinct start times, so "latest" is well defined
     parent = _log_sweep(client, experiment_id, synthetic_table())
-    return client, parent
+    return client, parent, older
 
 
 def _comparable(table: pd.DataFrame) -> pd.DataFrame:
@@ -124,7 +131,7 @@ def _comparable(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_mlflow_and_csv_give_the_same_table(sweep, server, tmp_path):
-    _, parent = sweep
+    _, parent, _ = sweep
     csv = tmp_path / "sweep.csv"
     synthetic_table().to_csv(csv, index=False)
     from_csv = _comparable(table_from_csv(csv))
@@ -134,8 +141,16 @@ def test_mlflow_and_csv_give_the_same_table(sweep, server, tmp_path):
     pd.testing.assert_frame_equal(explicit, from_csv, check_exact=True)
 
 
+def test_run_status_is_the_fallback_without_status_tags(sweep, server):
+    _, _, older = sweep
+    table = table_from_mlflow(server, EXPERIMENT, older)
+    assert len(table) == 4 and set(table["status"]) == {"FINISHED"}
+    pd.testing.assert_series_equal(table.sort_values("seed")["seed"].reset_index(drop=True),
+                                   pd.Series([0, 0, 1, 2], name="seed"))
+
+
 def test_log_to_mlflow_nests_an_analysis_run(sweep, server, tmp_path):
-    client, parent = sweep
+    client, parent, _ = sweep
     table = table_from_mlflow(server, EXPERIMENT, parent)
     result = analyze(table, tmp_path / "out", families=["paired"], metrics=[RETENTION])
     assert result.excluded == {"diverged": 1} and len(result.significant) == 2
@@ -148,7 +163,7 @@ def test_log_to_mlflow_nests_an_analysis_run(sweep, server, tmp_path):
 
 
 def test_cli_reads_mlflow_and_logs_back(sweep, server, tmp_path):
-    client, parent = sweep
+    client, parent, _ = sweep
     out = tmp_path / "out"
     argv = ["--experiment", EXPERIMENT, "--tracking-uri", server, "--out", str(out),
             "--families", "paired", "--metrics", RETENTION, "--log-mlflow"]

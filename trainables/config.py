@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 LORA_TARGETS = ("q", "k", "v", "out", "fc1", "fc2")
@@ -98,9 +99,18 @@ class TrialConfig:
         for item in self.adapter_sites:
             _choice("adapter_sites", item, ADAPTER_SITES)
         _check("adapter_sites", bool(self.adapter_sites), f"a non-empty list of {', '.join(ADAPTER_SITES)}")
+        _check_model(self.model)
         check_dataset_name("dataset", self.dataset, zero_shot=False)
         for task in self.zero_shot:
             check_dataset_name("zero_shot", task, zero_shot=True)
+
+
+def _check_model(model: str) -> None:
+    """A value that is clearly a filesystem path must exist; hub ids are checked when loaded."""
+    looks_like_path = model.startswith(("/", ".", "~")) or model.count("/") > 1 or "\\" in model
+    if model != "embedded" and looks_like_path and not Path(model).expanduser().exists():
+        raise ConfigError(f"model: {model!r} does not exist; give `embedded`, a hub id (org/name) "
+                          "or a directory written by save_pretrained")
 
 
 def _check(key: str, ok: bool, accepted: str) -> None:

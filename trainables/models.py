@@ -68,6 +68,9 @@ def load_clip(model: str) -> LoadedClip:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, TypeError):
         tokenizer = None
+    # transformers 5 builds an empty 2-token CLIPTokenizer when a checkpoint ships no vocabulary.
+    if tokenizer is not None and len(tokenizer) <= 2:
+        tokenizer = None
     try:
         processor = _processor_class().from_pretrained(path)
     except OSError:

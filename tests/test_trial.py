@@ -1,0 +1,139 @@
+"""The trial end to end: determinism, resume, divergence, evaluators, artifacts, and `driftlab trial`."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from orchestrator.cli import main as driftlab
+from trainables.config import ConfigError, TrialConfig
+from trainables.methods import METHODS
+from trainables.trial import Trial, run_trial
+
+CHANCE_SHAPE = 100 / 6
+
+
+def collect(config: dict, checkpoint_dir=None, keep_checkpoints=None):
+    reports = []
+
+    def report(metrics, ckpt):
+        reports.append(dict(metrics))
+        if keep_checkpoints is not None and ckpt:
+            shutil.copytree(ckpt, keep_checkpoints / f"epoch_{metrics['epoch']}")
+
+    run_trial(config, report, checkpoint_dir)
+    return reports
+
+
+def test_same_seed_same_metrics_different_seed_different(tiny_clip_dir):
+    config = dict(model=tiny_clip_dir, epochs=2, probe_size=16, zeroshot_size=120)
+    a, b = collect({**config, "seed": 1}), collect({**config, "seed": 1})
+    c = collect({**config, "seed": 2})
+    untimed = lambda reports: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in reports]
+    assert untimed(a) == untimed(b)
+    assert a[-1]["train/loss"] != c[-1]["train/loss"]
+
+
+def test_resume_from_a_checkpoint_continues_exactly(tiny_clip_dir, tmp_path):
+    config = dict(model=tiny_clip_dir, method="lpft", epochs=3, lp_epochs=1, probe_size=16, zeroshot_size=120)
+    full = collect(config, keep_checkpoints=tmp_path)
+    resumed = collect(config, checkpoint_dir=str(tmp_path / "epoch_2"))
+    assert [r["epoch"] for r in resumed] == [3]
+    for key in ("train/loss", "val/acc", "test/acc", "attn/entropy/mean", "zeroshot/embedded_colour/acc"):
+        assert resumed[-1][key] == pytest.approx(full[-1][key], rel=1e-5, abs=1e-6), key
+
+
+def test_non_finite_loss_ends_the_trial_as_diverged(tiny_clip_dir):
+    reports = collect(dict(model=tiny_clip_dir, epochs=3, fault="nan", probe_size=16, zeroshot_size=60))
+    assert reports[-1]["status"] == "diverged" and reports[-1]["epoch"] == 1
+    assert math.isnan(reports[-1]["train/loss"])
+
+
+def test_epoch_zero_is_the_pretrained_model_and_every_metric_is_reported(tiny_clip_dir):
+    reports = collect(dict(model=tiny_clip_dir, epochs=1, probe_size=24, zeroshot_size=120))
+    first, last = reports[0], reports[-1]
+    assert first["epoch"] == 0 and first["zeroshot/embedded_colour/retention"] == 100.0
+    for metric in ("entropy", "entropy_norm", "mass95", "gini", "topk", "head_diversity", "mad", "rollout_entropy",
+                   "box_alignment"):
+        assert first[f"attn/delta_{metric}_pct"] == 0.0
+        assert math.isfinite(last[f"attn/{metric}/mean"])
+    for i in range(2):
+        assert first[f"repr/cka/layer_{i}"] == pytest.approx(1.0)
+        assert f"attn/entropy/layer_{i}" in last and f"attn/box_alignment/layer_{i}" in last
+    assert 0 <= last["attn/mass95/mean"] <= 1 and 0 < last["attn/box_alignment/mean"] <= 1
+    assert "test/acc" in last and last["status"] == "completed"
+
+
+def test_artifacts_are_written(tiny_clip_dir, tmp_path):
+    trial = Trial(TrialConfig.from_dict(dict(model=tiny_clip_dir, method="lora", epochs=1, probe_size=8,
+                                             zero_shot=[])))
+    trial.run(lambda m, c: None)
+    paths = trial.write_artifacts(tmp_path)
+    assert {p.name for p in paths} == {"attention_heatmaps.png", "entropy_by_layer.png", "layer_metrics.csv",
+                                       "trained_parts.safetensors"}
+    assert all(p.stat().st_size > 100 for p in paths)
+    from safetensors.torch import load_file
+    parts = load_file(str(tmp_path / "trained_parts.safetensors"))
+    assert any("lora_B" in k for k in parts) and "head.linear.weight" in parts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,extra", [(m, []) for m in sorted(METHODS)] + [("ft", ["--gta-lambda", "0.1"])])
+def test_cli_json_on_the_embedded_world_learns(method, extra, capsys):
+    code = driftlab(["trial", "--method", method, *extra, "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    metrics = json.loads(out)
+    assert metrics["status"] == "completed" and metrics["epoch"] == 4
+    assert metrics["val/acc"] > 2 * CHANCE_SHAPE, metrics["val/acc"]
+    if extra:
+        assert metrics["train/gta_penalty"] > 0
+
+
+def test_cli_on_a_checkpoint_directory_without_tokenizer(tiny_clip_no_tokenizer_dir, capsys):
+    assert driftlab(["trial", "--model", tiny_clip_no_tokenizer_dir, "--epochs", "1", "--zero-shot", "none",
+                     "--probe-size", "8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "completed"
+    assert driftlab(["trial", "--model", tiny_clip_no_tokenizer_dir, "--epochs", "1", "--json"]) == 2
+    assert "zero_shot" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["--method", "full"], "method"),
+    (["--lr", "fast"], "lr"),
+    (["--lr", "-1"], "lr"),
+    (["--epochs", "0"], "epochs"),
+    (["--data-fraction", "1.5"], "data_fraction"),
+    (["--dataset", "imagenet_xyz"], "dataset"),
+    (["--dataset", "embedded/colour"], "dataset"),
+    (["--zero-shot", "embedded/smell"], "zero_shot"),
+    (["--lora-targets", "q,z"], "lora_targets"),
+    (["--method", "lpft", "--epochs", "2", "--lp-epochs", "2"], "lp_epochs"),
+    (["--model", "/nonexistent/dir"], "model"),
+    (["--bogus", "1"], None),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, field, capsys):
+    assert driftlab(["trial", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    if field:
+        assert err.startswith(f"driftlab: {field}:") and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_unknown_config_key_suggests_the_right_one():
+    with pytest.raises(ConfigError, match=r"^lrr: unknown trial config key \(did you mean 'lr'\?\)"):
+        TrialConfig.from_dict({"lrr": 1})
+
+
+def test_console_script_prints_parseable_json_on_stdout(tiny_clip_dir):
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "trial", "--model", tiny_clip_dir, "--epochs",
+                           "1", "--probe-size", "8", "--zeroshot-size", "60", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout)
+    assert metrics["epoch"] == 1 and "epoch" in proc.stderr
