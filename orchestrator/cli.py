@@ -1,7 +1,9 @@
 """The `driftlab` command: one entry point, one subcommand per job.
 
+    driftlab run [SPEC] [--address A] [--tracking-uri U]  a sweep (no SPEC = the embedded demo)
     driftlab trial [--method M] [--lr X] ... [--json]     one trial in-process, no Ray
-    driftlab pretrain-world                               rebuild the embedded tiny CLIP
+    driftlab analyze --experiment NAME | --csv FILE       permutation tests + report
+    driftlab ui | validate FILE | sync NAME | pretrain-world
 
 Exit codes: 0 ok, 2 bad input (one line naming the field), 1 failure.
 """
@@ -11,7 +13,12 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {
+    "run": ("orchestrator.run_cli", "run a sweep on Ray Tune, tracked in MLflow (no SPEC = embedded demo)"),
     "trial": ("orchestrator.trial_cli", "run one trial in-process, no Ray"),
+    "analyze": ("analysis.cli", "permutation tests over completed trials, report + figures"),
+    "ui": ("orchestrator.ui_cli", "serve the MLflow UI for the local tracking store on 127.0.0.1"),
+    "validate": ("orchestrator.validate_cli", "check sweep specs and cluster.yaml without running anything"),
+    "sync": ("orchestrator.sync_cli", "replay a sweep's Tune results into MLflow"),
     "pretrain-world": ("trainables.pretrain_world", "pretrain the embedded tiny CLIP on the procedural world"),
 }
 

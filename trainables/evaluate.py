@@ -15,6 +15,7 @@ rollout (one value, no per-layer keys).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import torch
@@ -35,6 +36,19 @@ EVAL_BATCH = 256
 def metric_task_name(name: str) -> str:
     """A dataset name as one metric-key segment: `embedded/colour` -> `embedded_colour`."""
     return name.replace("/", "_")
+
+
+def reported_metric(name: str, config) -> bool:
+    """Whether a trial under `config` reports the metric `name` (for validating search objectives)."""
+    if name in ("val/acc", "test/acc", "train/loss", "repr/cka/mean", "time/train_s"):
+        return True
+    if name == "train/gta_penalty":
+        return config.gta_lambda > 0
+    metric_alt = "|".join(ATTN_METRICS)
+    tasks = "|".join(re.escape(metric_task_name(t)) for t in config.zero_shot) or "(?!)"
+    patterns = (rf"attn/({metric_alt})/(mean|layer_\d+)", rf"attn/delta_({metric_alt})_pct", r"repr/cka/layer_\d+",
+                rf"zeroshot/({tasks})/(acc|retention)")
+    return any(re.fullmatch(p, name) for p in patterns)
 
 
 class Evaluator:

@@ -1,0 +1,79 @@
+"""The sweep's MLflow experiment and parent run: created once, found again on resume.
+
+The parent run records what a reader needs to reproduce the sweep: the spec (artifact), the
+git commit, package versions and per-trial resources. Resuming a sweep (Tune state exists
+under the same name) reuses the experiment's latest parent run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from orchestrator.spec import Spec
+from orchestrator.tracking import KIND_TAG, STATUS_TAG
+
+PACKAGES = ("driftlab", "torch", "ray", "transformers", "peft", "mlflow", "optuna", "datasets", "numpy", "scipy")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def open_parent(client, spec: Spec, resuming: bool, trial_count: int | str) -> tuple[str, str]:
+    """(experiment_id, parent_run_id): the sweep's latest parent run when resuming, else a new one."""
+    experiment = client.get_experiment_by_name(spec.name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(spec.name)
+    if resuming:
+        runs = client.search_runs([experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        if runs:
+            client.update_run(runs[0].info.run_id, status="RUNNING")
+            return experiment_id, runs[0].info.run_id
+    run = client.create_run(experiment_id, run_name=f"{spec.name} sweep", tags={
+        KIND_TAG: "sweep", "driftlab.sweep": spec.name, "git_commit": git_commit(), STATUS_TAG: "running",
+        "mlflow.note.content": spec.description or spec.name})
+    parent = run.info.run_id
+    versions = package_versions()
+    for key, value in {**{f"version.{k}": v for k, v in versions.items()},
+                       **{f"resources.{k}": v for k, v in spec.resources.items()},
+                       "trials": trial_count, "max_failures": spec.max_failures,
+                       "max_concurrent": spec.max_concurrent}.items():
+        client.log_param(parent, key, str(value))
+    if spec.source:
+        client.log_artifact(parent, spec.source, "spec")
+    return experiment_id, parent
+
+
+def find_parent(client, name: str) -> tuple[str, str]:
+    """(experiment_id, latest parent run id) of a sweep already in MLflow."""
+    experiment = client.get_experiment_by_name(name)
+    runs = [] if experiment is None else client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise LookupError(f"no MLflow parent run for sweep {name!r}")
+    return experiment.experiment_id, runs[0].info.run_id
+
+
+def close_parent(client, parent_run_id: str, status: str, summary: dict[str, float]) -> None:
+    for key, value in summary.items():
+        client.log_metric(parent_run_id, key, value)
+    client.set_tag(parent_run_id, STATUS_TAG, status)
+    client.set_terminated(parent_run_id, "FINISHED" if status == "completed" else "FAILED")

@@ -1,0 +1,56 @@
+"""`driftlab sync NAME [--tracking-uri URI] [--storage PATH]`: replay a sweep's Tune results into MLflow.
+
+For sweeps whose tracking server went away mid-run: per-epoch metrics that never reached
+MLflow are logged from Tune's own record; steps already present are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from orchestrator.tracking import LocalServer, TrackingError, bound_client_retries, check_reachable, driftlab_home
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="driftlab sync", description=__doc__.split("\n\n")[0])
+    parser.add_argument("name")
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--storage", default=None)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return 2 if exit_.code else 0
+    from ray import tune
+
+    from orchestrator.parent import find_parent
+    from orchestrator.reconcile import sync
+    from orchestrator.trainable import SweepContext, run_driftlab_trial
+
+    storage = args.storage or os.environ.get("DRIFTLAB_STORAGE") or str(driftlab_home() / "runs")
+    path = f"{storage.rstrip('/')}/{args.name}"
+    if not tune.Tuner.can_restore(path):
+        print(f"driftlab: name: no sweep {args.name!r} under {storage}", file=sys.stderr)
+        return 2
+    bound_client_retries()
+    server = None
+    try:
+        uri = args.tracking_uri
+        if uri:
+            check_reachable(uri)
+        else:
+            server = LocalServer().start()
+            uri = server.uri
+        from mlflow import MlflowClient
+        experiment_id, parent = find_parent(MlflowClient(uri), args.name)
+        results = tune.Tuner.restore(path, trainable=run_driftlab_trial).get_results()
+        written = sync(SweepContext(uri, experiment_id, parent), results)
+        print(f"driftlab: synced {len(results)} trials of {args.name!r}: {written} metric values written")
+        return 0
+    except TrackingError as err:
+        print(f"driftlab: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if server is not None:
+            server.stop()

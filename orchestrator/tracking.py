@@ -1,0 +1,222 @@
+"""MLflow tracking for sweeps: the local server, the parent run, and one child run per trial.
+
+Locally driftlab runs a real MLflow server on 127.0.0.1 over sqlite, with artifacts served
+from one directory under DRIFTLAB_HOME (default ~/.driftlab); `driftlab ui` serves the same
+store. On a cluster the server runs on the head node and its URI reaches every worker
+through the runtime env.
+
+Trials log from inside the trainable (not Ray's MLflowLoggerCallback, which keys runs by an
+in-memory Trial object and opens duplicate runs after `Tuner.restore`): a child run is found
+by its `driftlab.trial_id` tag under the sweep's parent run, so a retried or resumed trial
+reuses its run. Client calls are bounded (a few seconds, one retry) and a failing server
+switches the trial to offline mode: Tune's own results remain the record, and
+`driftlab sync` replays them into MLflow afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+# MLflow's defaults retry a dead server for minutes per call; a sweep must not hang on it.
+CLIENT_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+TRIAL_TAG, KIND_TAG, STATUS_TAG = "driftlab.trial_id", "driftlab.kind", "driftlab.status"
+
+
+class TrackingError(RuntimeError):
+    """The tracking server cannot be used; the message is one line."""
+
+
+def driftlab_home() -> Path:
+    return Path(os.environ.get("DRIFTLAB_HOME", "~/.driftlab")).expanduser().resolve()
+
+
+def bound_client_retries() -> None:
+    for key, value in CLIENT_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast (TrackingError) when an http(s) tracking server does not answer /health."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+            if resp.status == 200:
+                return
+    except OSError as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(f"tracking-uri: {uri} is not reachable ({reason}); start the server or "
+                            "omit --tracking-uri to use a local one") from None
+    raise TrackingError(f"tracking-uri: {uri}/health did not answer OK")
+
+
+class LocalServer:
+    """A real `mlflow server` on 127.0.0.1 over sqlite + a local artifact store; a context manager."""
+
+    def __init__(self, home: Path | None = None, port: int | None = None):
+        self.home = (home or driftlab_home()) / "mlflow"
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}",
+                "--artifacts-destination", str(self.home / "artifacts"), "--host", "127.0.0.1",
+                "--port", str(self.port), "--workers", "1"]
+
+    def start(self, timeout: float = 180.0) -> "LocalServer":
+        self.home.mkdir(parents=True, exist_ok=True)
+        # The server's background job runner is not needed and costs a core while it boots.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        log = open(self.home / "server.log", "ab")
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env, start_new_session=True)
+        log.close()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise TrackingError(f"mlflow server exited with code {self.process.returncode}; "
+                                    f"see {self.home / 'server.log'}")
+            try:
+                with urllib.request.urlopen(self.uri + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise TrackingError(f"mlflow server did not become healthy in {timeout:.0f}s; see {self.home / 'server.log'}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        # It spawns workers: stop the whole process group it leads.
+        pgid = os.getpgid(self.process.pid)
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> "LocalServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def numeric_metrics(metrics: dict) -> dict[str, float]:
+    """The float-valued entries of a report (status strings and the like go to tags)."""
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch"}
+
+
+class TrialRun:
+    """The MLflow child run of one trial, reused across retries and resumes; never raises on server failure."""
+
+    def __init__(self, uri: str, experiment_id: str, parent_run_id: str, trial_id: str, name: str, config: dict):
+        bound_client_retries()
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(uri)
+        self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
+        self.trial_id, self.name, self.config = trial_id, name, config
+        self.run_id: str | None = None
+        self.error: str | None = None
+        self.unsynced = 0
+
+    def _call(self, fn, *args, **kwargs):
+        if self.error is not None:
+            self.unsynced += 1
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # any client/network failure: go offline, keep training
+            self.error = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+            self.unsynced += 1
+            print(f"driftlab: MLflow logging for trial {self.trial_id} is offline ({self.error}); "
+                  "Tune keeps the results, `driftlab sync` replays them", file=sys.stderr)
+            return None
+
+    def open(self, tags: dict[str, str] | None = None) -> None:
+        self._call(self._open, tags or {})
+
+    def _open(self, tags: dict[str, str]) -> None:
+        found = find_trial_run(self.client, self.experiment_id, self.parent_run_id, self.trial_id)
+        if found is None:
+            run = self.client.create_run(self.experiment_id, run_name=self.name, tags={
+                "mlflow.parentRunId": self.parent_run_id, KIND_TAG: "trial", TRIAL_TAG: self.trial_id,
+                "driftlab.config_hash": config_hash(self.config), STATUS_TAG: "running", "driftlab.attempts": "1",
+                **tags})
+            self.run_id = run.info.run_id
+            from mlflow.entities import Param
+            params = [Param(k, ",".join(map(str, v)) if isinstance(v, list) else str(v)) for k, v in self.config.items()]
+            self.client.log_batch(self.run_id, params=params)
+        else:
+            self.run_id = found.info.run_id
+            attempts = int(found.data.tags.get("driftlab.attempts", "1")) + 1
+            self.client.update_run(self.run_id, status="RUNNING")
+            for key, value in {**tags, "driftlab.attempts": str(attempts), STATUS_TAG: "running"}.items():
+                self.client.set_tag(self.run_id, key, value)
+
+    def log(self, metrics: dict) -> None:
+        """One batched call per epoch: numeric metrics at step = epoch, status as a tag."""
+        if self.run_id is None and self.error is None:
+            return
+        from mlflow.entities import Metric, RunTag
+
+        now, step = int(time.time() * 1000), int(metrics.get("epoch", 0))
+        batch = [Metric(k, v, now, step) for k, v in numeric_metrics(metrics).items() if not math.isinf(v)]
+        tags = [RunTag(STATUS_TAG, str(metrics["status"]))] if "status" in metrics else []
+        self._call(self.client.log_batch, self.run_id, metrics=batch, tags=tags)
+
+    def log_artifacts(self, directory: Path) -> None:
+        if self.run_id is not None:
+            self._call(self.client.log_artifacts, self.run_id, str(directory))
+
+    def close(self, status: str) -> None:
+        """status: completed / diverged / stopped -> FINISHED, anything else -> FAILED."""
+        if self.run_id is None:
+            return
+        self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
+        state = "FINISHED" if status in ("completed", "diverged", "stopped") else "FAILED"
+        self._call(self.client.set_terminated, self.run_id, state)
+
+
+def find_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str):
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        max_results=5)
+    return runs[0] if runs else None
+
+
+def child_runs(client, experiment_id: str, parent_run_id: str) -> list:
+    return client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
+                              f"and tags.`{KIND_TAG}` = 'trial'", max_results=10_000)

@@ -1,0 +1,68 @@
+"""The Ray Tune function trainable: one driftlab trial, logged to its MLflow child run.
+
+Heavy modules (torch, transformers, the trial) are imported at module import, i.e. once per
+Ray worker; with `reuse_actors` a worker runs many trials. Non-hyperparameters (tracking URI,
+run ids) arrive through `tune.with_parameters` as a `SweepContext`, never in the config.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from orchestrator.tracking import TrialRun
+from trainables.config import TrialConfig
+from trainables.trial import Trial
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+def flatten(config: dict) -> dict:
+    """A Tune config -> a flat trial config (a grid `variant` is merged in)."""
+    flat = {k: v for k, v in config.items() if k != "variant"}
+    flat.update(config.get("variant") or {})
+    return flat
+
+
+def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
+    flat = flatten(config)
+    ctx = tune.get_context()
+    run = TrialRun(sweep.tracking_uri, sweep.experiment_id, sweep.parent_run_id, ctx.get_trial_id(),
+                   ctx.get_trial_name(), flat)
+    run.open({"driftlab.node_id": ray.get_runtime_context().get_node_id()})
+    status, seen = "failed", set()
+    try:
+        trial = Trial(TrialConfig.from_dict(flat))
+
+        def report(metrics: dict, checkpoint_dir: str | None) -> None:
+            run.log(metrics)
+            seen.update(k for k, v in metrics.items() if isinstance(v, float))
+            out = dict(metrics)
+            if metrics.get("status") == "diverged":
+                # Searchers and schedulers look up their metric in the last result: give it, as NaN.
+                out.update({k: math.nan for k in seen if k not in out})
+            out["tracking/unsynced"] = run.unsynced
+            checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+            tune.report(out, checkpoint=checkpoint)
+
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            final = trial.run(report)
+        else:
+            with checkpoint.as_directory() as directory:
+                final = trial.run(report, directory)
+        artifacts = Path(ctx.get_trial_dir()) / "artifacts"
+        trial.write_artifacts(artifacts)
+        run.log_artifacts(artifacts)
+        status = final.get("status", "completed")
+    finally:
+        run.close(status)
