@@ -44,6 +44,8 @@ def _fail(message: str) -> int:
 def init_ray(address: str | None, tracking_uri: str, num_cpus: int | None) -> None:
     import ray
 
+    # Checkpoints every epoch of short trials make Tune warn about snapshot frequency; expected here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     env = {**CLIENT_ENV, "MLFLOW_TRACKING_URI": tracking_uri, "TOKENIZERS_PARALLELISM": "false",
            **{k: os.environ[k] for k in PASS_ENV if k in os.environ}}
     if address:

@@ -32,6 +32,7 @@ CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # stdout belongs to driftlab's own output
 }
 TRIAL_TAG, KIND_TAG, STATUS_TAG = "driftlab.trial_id", "driftlab.kind", "driftlab.status"
 

@@ -34,14 +34,15 @@ def flatten(config: dict) -> dict:
 
 
 def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
-    flat = flatten(config)
+    trial_config = TrialConfig.from_dict(flatten(config))  # specs are validated before launch
     ctx = tune.get_context()
+    # Params are the full config, defaults included, so a run alone says how to reproduce it.
     run = TrialRun(sweep.tracking_uri, sweep.experiment_id, sweep.parent_run_id, ctx.get_trial_id(),
-                   ctx.get_trial_name(), flat)
+                   ctx.get_trial_name(), trial_config.to_dict())
     run.open({"driftlab.node_id": ray.get_runtime_context().get_node_id()})
     status, seen = "failed", set()
     try:
-        trial = Trial(TrialConfig.from_dict(flat))
+        trial = Trial(trial_config)
 
         def report(metrics: dict, checkpoint_dir: str | None) -> None:
             run.log(metrics)

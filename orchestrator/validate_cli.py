@@ -16,7 +16,11 @@ from orchestrator.spec import SpecError, load_spec
 
 def validate_cluster(path: Path) -> str:
     """Return a one-line summary, or raise SpecError naming what Ray's schema rejects."""
+    import logging
+
     from ray.autoscaler._private.util import prepare_config, validate_config
+
+    logging.getLogger("ray.autoscaler").setLevel(logging.WARNING)  # its INFO lines are not ours to print
 
     try:
         raw = yaml.safe_load(path.read_text())

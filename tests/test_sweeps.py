@@ -1,0 +1,218 @@
+"""Sweeps on real services: a real MLflow server, a real local Ray and a real two-node Ray cluster.
+
+Every process started here is stopped here. Faults covered: a trial that crashes once, a
+trial whose loss goes non-finite, a worker node killed mid-sweep, the driver SIGKILLed
+mid-sweep and resumed; and `ray job submit`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from orchestrator.tracking import LocalServer
+from tests.services import RayCluster, service_env
+
+pytestmark = pytest.mark.slow
+
+SMALL = {"model": "embedded", "dataset": "embedded/size", "epochs": 2, "data_fraction": 0.25,
+         "zeroshot_size": 120, "probe_size": 16}
+
+
+def write_spec(path, name, variants, seeds=(0,), **trial) -> str:
+    spec = {"name": name, "trial": {**SMALL, **trial}, "grid": {"seed": list(seeds)}, "variants": variants,
+            "resources": {"cpu": 1}, "max_failures": 2}
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def driftlab_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "orchestrator.cli", *args]
+
+
+def run_driftlab(*args, env, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run(driftlab_cmd(*args), env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def children(uri: str, experiment: str) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], filter_string="tags.`driftlab.kind` = 'trial'",
+                              max_results=1000) if exp else []
+
+
+def history(uri: str, run_id: str, key: str) -> list[int]:
+    from mlflow import MlflowClient
+
+    return sorted(int(m.step) for m in MlflowClient(uri).get_metric_history(run_id, key))
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory):
+    server = LocalServer(home=tmp_path_factory.mktemp("mlflow_home")).start()
+    yield server.uri
+    server.stop()
+
+
+@pytest.fixture
+def env(tmp_path):
+    return service_env(DRIFTLAB_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+
+
+def test_local_sweep_retries_a_crash_marks_divergence_and_tracks_every_trial(tmp_path, env, mlflow_uri):
+    spec = write_spec(tmp_path / "faults.yaml", "faults", [
+        {"method": "ft"}, {"method": "lora"}, {"method": "ft", "fault": "crash_once"}, {"method": "ft", "fault": "nan"}])
+    proc = run_driftlab("run", spec, "--tracking-uri", mlflow_uri, "--num-cpus", "2", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "4 completed" not in proc.stderr and "3 completed" in proc.stderr and "1 diverged" in proc.stderr
+    runs = children(mlflow_uri, "faults")
+    assert len(runs) == 4 and len({r.data.tags["driftlab.trial_id"] for r in runs}) == 4
+    assert all(r.info.status == "FINISHED" for r in runs)
+    by_fault = {r.data.params["fault"]: r for r in runs if r.data.params["method"] == "ft"}
+    crashed, diverged = by_fault["crash_once"], by_fault["nan"]
+    assert crashed.data.tags["driftlab.status"] == "completed" and crashed.data.tags["driftlab.attempts"] == "2"
+    assert diverged.data.tags["driftlab.status"] == "diverged"
+    for run in runs:
+        if run is diverged:
+            continue
+        assert history(mlflow_uri, run.info.run_id, "val/acc") == [0, 1, 2]
+        assert "zeroshot/embedded_colour/retention" in run.data.metrics
+        from mlflow import MlflowClient
+        names = {a.path for a in MlflowClient(mlflow_uri).list_artifacts(run.info.run_id)}
+        assert {"attention_heatmaps.png", "entropy_by_layer.png", "layer_metrics.csv",
+                "trained_parts.safetensors"} <= names
+    # The resumable crash restarted from its epoch-1 checkpoint: one value per epoch, none twice.
+    assert history(mlflow_uri, crashed.info.run_id, "train/loss") == [1, 2]
+
+
+def test_local_store_is_started_and_stopped_and_a_finished_sweep_is_not_rerun(tmp_path, env):
+    spec = write_spec(tmp_path / "tiny.yaml", "tiny", [{"method": "lp"}], seeds=(0, 1), epochs=1)
+    first = run_driftlab("run", spec, "--num-cpus", "2", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "driftlab ui" in first.stderr
+    home = tmp_path / "home"
+    assert (home / "mlflow" / "mlflow.db").exists()
+    import psutil
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(home) in " ".join(p.info["cmdline"] or [])]
+    assert not leftovers, "the local MLflow server must be stopped after the run"
+    again = run_driftlab("run", spec, "--num-cpus", "2", env=env)
+    assert again.returncode == 0 and "resuming" in again.stderr
+    with LocalServer(home=home) as server:
+        runs = children(server.uri, "tiny")
+        assert len(runs) == 2 and all(r.data.tags["driftlab.attempts"] == "1" for r in runs)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = RayCluster(tmp_path_factory.mktemp("ray")).start_head(num_cpus=1)
+    try:
+        c.add_worker(num_cpus=1)
+        c.wait_nodes(2)
+        yield c
+    finally:
+        c.stop()
+
+
+def test_sweep_runs_on_both_nodes_and_through_ray_job_submit(tmp_path, env, mlflow_uri, cluster):
+    spec = write_spec(tmp_path / "spread.yaml", "spread", [{"method": "ft"}, {"method": "lora"}], seeds=(0, 1))
+    proc = run_driftlab("run", spec, "--address", cluster.address, "--tracking-uri", mlflow_uri,
+                        "--storage", str(tmp_path / "runs"), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = children(mlflow_uri, "spread")
+    assert len(runs) == 4
+    assert len({r.data.tags["driftlab.node_id"] for r in runs}) == 2, "trials should use both nodes"
+
+    job_env = json.dumps({"env_vars": {"HF_HUB_OFFLINE": "1", "DRIFTLAB_HOME": str(tmp_path / "jobhome")}})
+    job = subprocess.run(
+        [str(os.path.join(os.path.dirname(sys.executable), "ray")), "job", "submit", "--address",
+         f"http://127.0.0.1:{cluster.dashboard_port}", "--runtime-env-json", job_env, "--",
+         sys.executable, "-m", "orchestrator.cli", "run", spec, "--name", "jobsweep", "--address", "auto",
+         "--tracking-uri", mlflow_uri, "--storage", str(tmp_path / "jobruns")],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-2000:]
+    assert len(children(mlflow_uri, "jobsweep")) == 4
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_driver_killed_mid_sweep_resumes_without_rerunning_or_duplicating(tmp_path, env, mlflow_uri, cluster):
+    spec = write_spec(tmp_path / "killdriver.yaml", "killdriver", [{"method": "ft"}, {"method": "lora"}],
+                      seeds=(0, 1, 2), epochs=3)
+    args = ("run", spec, "--address", cluster.address, "--tracking-uri", mlflow_uri,
+            "--storage", str(tmp_path / "runs"))
+    driver = subprocess.Popen(driftlab_cmd(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        done_before = _wait_for(lambda: [r for r in children(mlflow_uri, "killdriver")
+                                         if r.data.tags.get("driftlab.status") == "completed"], 300,
+                                "a completed trial")
+        time.sleep(2)  # let Tune record the completion in its experiment state
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    done_ids = {r.data.tags["driftlab.trial_id"] for r in done_before}
+    resumed = run_driftlab(*args, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stderr
+    runs = children(mlflow_uri, "killdriver")
+    assert len(runs) == 6 and len({r.data.tags["driftlab.trial_id"] for r in runs}) == 6, "no duplicate runs"
+    assert all(r.info.status == "FINISHED" and r.data.tags["driftlab.status"] == "completed" for r in runs)
+    for run in runs:
+        if run.data.tags["driftlab.trial_id"] in done_ids:
+            assert run.data.tags["driftlab.attempts"] == "1", "a completed trial was rerun"
+            assert history(mlflow_uri, run.info.run_id, "val/acc") == [0, 1, 2, 3]
+
+
+def test_worker_node_killed_mid_sweep_its_trials_are_rescheduled(tmp_path, env, mlflow_uri, cluster):
+    import ray
+
+    worker_port = cluster.add_worker(num_cpus=1)  # a fresh node to kill, beside the fixture's two
+    cluster.wait_nodes(3)
+    spec = write_spec(tmp_path / "killnode.yaml", "killnode", [{"method": "ft"}, {"method": "adapter"}],
+                      seeds=(0, 1), epochs=4)
+    driver = subprocess.Popen(driftlab_cmd("run", spec, "--address", cluster.address, "--tracking-uri", mlflow_uri,
+                                           "--storage", str(tmp_path / "runs")),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        out = subprocess.run([sys.executable, "-c", (
+            "import ray, json; ray.init(address='%s', logging_level='ERROR'); "
+            "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and n['NodeManagerPort'] == %d]))")
+            % (cluster.address, worker_port)], env=env, capture_output=True, text=True, timeout=120)
+        node_id = json.loads(out.stdout.strip().splitlines()[-1])[0]
+        victim = _wait_for(lambda: [r for r in children(mlflow_uri, "killnode")
+                                    if r.data.tags.get("driftlab.node_id") == node_id
+                                    and r.data.tags.get("driftlab.status") == "running"
+                                    and r.data.metrics.get("val/acc") is not None], 300,
+                           "a trial running on the worker to kill")[0]
+        assert cluster.kill_worker(worker_port) > 0
+        _, stderr = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 0, stderr[-3000:]
+    runs = children(mlflow_uri, "killnode")
+    assert len(runs) == 4 and all(r.data.tags["driftlab.status"] == "completed" for r in runs)
+    rescheduled = next(r for r in runs if r.info.run_id == victim.info.run_id)
+    assert int(rescheduled.data.tags["driftlab.attempts"]) >= 2
+    assert rescheduled.data.tags["driftlab.node_id"] != node_id
+    assert not ray.is_initialized()
