@@ -48,6 +48,10 @@ def init_ray(address: str | None, tracking_uri: str, num_cpus: int | None) -> No
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     env = {**CLIENT_ENV, "MLFLOW_TRACKING_URI": tracking_uri, "TOKENIZERS_PARALLELISM": "false",
            **{k: os.environ[k] for k in PASS_ENV if k in os.environ}}
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
+        # Inside `ray job submit`: the job's env vars already reach every worker, and Ray refuses to
+        # merge a driver runtime env that names the same keys again.
+        env = {k: v for k, v in env.items() if k not in os.environ}
     if address:
         ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False, logging_level="WARNING")
     else:
