@@ -307,3 +307,11 @@ def test_uncached_registry_key_names_key_and_hub_id(processor, monkeypatch):
     with pytest.raises(ConfigError, match=r"'fake' is not in the local Hugging Face cache.*"
                                           r"load_dataset\('driftlab-tests/never-published'\)"):
         load_real_task("fake", processor)
+
+
+def test_zero_shot_loading_holds_only_the_test_split(tmp_path, processor):
+    path, _, test_items = _saved_dict(tmp_path)
+    task = load_real_task(path, processor, test_only=True)
+    assert len(task.train) == 0 and len(task.val) == 0
+    assert sorted(_items(task.test.pixels)) == sorted(test_items)
+    assert task.classes == ("cat face", "dog", "bird")

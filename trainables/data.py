@@ -125,6 +125,10 @@ def _embedded_split(split: str, attribute: str, processor_key: tuple) -> Split:
 
 
 def load_zero_shot(name: str, image_processor) -> tuple[tuple[str, ...], tuple[str, ...], Split]:
-    """(class names, templates, labelled images) of a zero-shot task: its test split."""
-    task = load_task(name, image_processor)
+    """(class names, templates, labelled images) of a zero-shot task: its test split (only that is loaded)."""
+    if name.startswith("embedded/"):
+        task = load_task(name, image_processor)
+    else:
+        from trainables.real_data import load_real_task
+        task = load_real_task(name, image_processor, test_only=True)
     return task.classes, task.templates, task.test

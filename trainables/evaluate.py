@@ -34,7 +34,12 @@ EVAL_BATCH = 256
 
 
 def metric_task_name(name: str) -> str:
-    """A dataset name as one metric-key segment: `embedded/colour` -> `embedded_colour`."""
+    """A dataset name as one metric-key segment: `embedded/colour` -> `embedded_colour`,
+    `uoft-cs/cifar100` -> `uoft-cs_cifar100`, a local path -> its file or folder name without suffix."""
+    from pathlib import Path
+
+    if not name.startswith("embedded/") and Path(name).exists():
+        return Path(name).stem
     return name.replace("/", "_")
 
 

@@ -150,10 +150,15 @@ REAL_DATASETS: dict[str, RealDataset] = {
 }
 
 
-def load_real_task(name: str, image_processor) -> TaskData:
-    """Load a registry key, hub id, image folder, parquet file/dir or saved dataset as a `TaskData`."""
+def load_real_task(name: str, image_processor, test_only: bool = False) -> TaskData:
+    """Load a registry key, hub id, image folder, parquet file/dir or saved dataset as a `TaskData`.
+
+    test_only (zero-shot evaluation): when the source has its own test split, only that split is
+    preprocessed and held (train and val come back empty), so e.g. CIFAR-100 as a zero-shot
+    task costs its 10k test images, not its 50k train images.
+    """
     key = name if name in REAL_DATASETS or not Path(name).exists() else str(Path(name).resolve())
-    return _load_cached(key, _processor_key(image_processor), _Passenger(image_processor))
+    return _load_cached(key, _processor_key(image_processor), _Passenger(image_processor), test_only)
 
 
 class _Passenger:
@@ -176,16 +181,22 @@ class _Passenger:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(name: str, processor_key: tuple, processor: _Passenger) -> TaskData:
+def _load_cached(name: str, processor_key: tuple, processor: _Passenger, test_only: bool = False) -> TaskData:
     entry = REAL_DATASETS.get(name)
     source = _open_source(name, entry.hub_id if entry else name)
     roles = _split_roles(name, source, entry)
     train = source[roles["train"]]
     image_col, label_col = _columns(name, train, entry)
     classes, label_map = _class_names(name, source, train, label_col, entry)
+    if test_only and roles["test"] is not None:
+        roles = {"test": roles["test"]}
     prepared = {role: _preprocess(source[split], image_col, label_col, processor.value, processor_key)
                 for role, split in roles.items() if split is not None}
-    splits = _assemble_splits(name, prepared, label_col, label_map, len(classes))
+    if set(prepared) == {"test"}:
+        test = _assemble_test_only(name, prepared["test"], label_col, label_map, len(classes))
+        splits = {"train": test.subset([]), "val": test.subset([]), "test": test}
+    else:
+        splits = _assemble_splits(name, prepared, label_col, label_map, len(classes))
     templates = entry.templates if entry else DEFAULT_TEMPLATES
     # Random crops and flips keep the label for all of these (natural photos, satellite tiles).
     return TaskData(name, classes, templates, augment=True, **splits)
@@ -382,6 +393,11 @@ def _assemble_splits(name: str, prepared: dict, label_col: str, label_map: dict 
             dataset, source_labels = dataset.select(rows[role]), source_labels[rows[role]]
         splits[role] = Split(pixels=_pixels(dataset), labels=torch.from_numpy(source_labels).long(), boxes=None)
     return splits
+
+
+def _assemble_test_only(name: str, dataset, label_col: str, label_map: dict | None, n_classes: int) -> Split:
+    labels = _labels(name, dataset, label_col, label_map, n_classes)
+    return Split(pixels=_pixels(dataset), labels=torch.from_numpy(labels).long(), boxes=None)
 
 
 def _labels(name: str, dataset, label_col: str, label_map: dict | None, n_classes: int) -> np.ndarray:
