@@ -15,7 +15,7 @@ import sys
 COMMANDS = {
     "run": ("orchestrator.run_cli", "run a sweep on Ray Tune, tracked in MLflow (no SPEC = embedded demo)"),
     "trial": ("orchestrator.trial_cli", "run one trial in-process, no Ray"),
-    "analyze": ("analysis.cli", "permutation tests over completed trials, report + figures"),
+    "analyze": ("orchestrator.analyze_cli", "permutation tests over completed trials, report + figures"),
     "ui": ("orchestrator.ui_cli", "serve the MLflow UI for the local tracking store on 127.0.0.1"),
     "validate": ("orchestrator.validate_cli", "check sweep specs and cluster.yaml without running anything"),
     "sync": ("orchestrator.sync_cli", "replay a sweep's Tune results into MLflow"),

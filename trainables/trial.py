@@ -49,6 +49,7 @@ class Trial:
     """Everything a trial holds; `run` is the loop."""
 
     def __init__(self, config: TrialConfig):
+        self.started = time.perf_counter()
         self.config = config
         self.device = pick_device(config.device)
         torch.manual_seed(config.seed)
@@ -102,6 +103,23 @@ class Trial:
         steps = phase.epochs * math.ceil(len(self.task.train) / self.config.batch_size)
         return optimizer, self._schedule(optimizer, steps)
 
+    def step(self, phase: Phase, optimizer, scheduler, x: torch.Tensor, labels: torch.Tensor,
+             poison: bool = False) -> dict[str, torch.Tensor] | None:
+        """One optimiser step; returns detached logs, or None when the loss is not finite."""
+        with self._autocast():
+            loss, logs = phase.loss(self.model, x, labels)
+        if poison:  # test-only fault injection (config fault=nan)
+            loss = loss * float("nan")
+        if not torch.isfinite(loss):
+            return None
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(phase.params, self.config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        return {"train/loss": loss.detach(), **logs}
+
     def _train_epoch(self, phase: Phase, optimizer, scheduler, epoch: int) -> dict[str, float]:
         cfg = self.config
         self.model.train()
@@ -112,19 +130,10 @@ class Trial:
             x = normalise(pixels.to(self.device, non_blocking=True), self.mean, self.std)
             if self.task.augment:
                 x = augment(x, generator)
-            with self._autocast():
-                loss, logs = phase.loss(self.model, x, labels.to(self.device))
-            if cfg.fault == "nan" and epoch >= 1:
-                loss = loss * float("nan")
-            if not torch.isfinite(loss):
+            logs = self.step(phase, optimizer, scheduler, x, labels.to(self.device), poison=cfg.fault == "nan")
+            if logs is None:
                 return {"train/loss": float("nan")}
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(phase.params, cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            for key, value in {"train/loss": loss.detach(), **logs}.items():
+            for key, value in logs.items():
                 totals[key] = totals.get(key, 0) + value.float()
             batches += 1
         # One device sync per epoch, not per step.
@@ -180,6 +189,7 @@ class Trial:
                 if epoch == cfg.epochs:
                     last.update(self.evaluator.test_accuracy(self.model))
                     last["status"] = "completed"
+                    last["time/trial_s"] = time.perf_counter() - self.started  # build + train + evaluate
                 with tempfile.TemporaryDirectory(prefix="driftlab-ckpt-") as tmp:
                     self._save(Path(tmp), index, epoch, optimizer, scheduler)
                     report(last, tmp)
