@@ -13,6 +13,7 @@ import math
 
 from orchestrator.tracking import STATUS_TAG, TrialRun, find_trial_run, numeric_metrics
 from orchestrator.trainable import SweepContext, flatten
+from trainables.config import TrialConfig
 
 
 def trial_status(result) -> str:
@@ -20,6 +21,15 @@ def trial_status(result) -> str:
         return "failed"
     status = (result.metrics or {}).get("status")
     return status if status in ("completed", "diverged") else "stopped"
+
+
+def tune_counts(results) -> dict[str, int]:
+    """Trials per outcome from Tune's record alone (when MLflow cannot be asked)."""
+    counts: dict[str, int] = {}
+    for result in results:
+        status = trial_status(result)
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def reconcile(client, context: SweepContext, results) -> dict[str, int]:
@@ -50,8 +60,9 @@ def sync(context: SweepContext, results) -> int:
         if frame is None or frame.empty:
             continue
         trial_id = str(frame["trial_id"].iloc[-1])
+        config = TrialConfig.from_dict(flatten(result.config)).to_dict()
         run = TrialRun(context.tracking_uri, context.experiment_id, context.parent_run_id, trial_id,
-                       trial_id, flatten(result.config))
+                       trial_id, config)
         run.open()
         if run.run_id is None:
             raise RuntimeError(f"cannot reach {context.tracking_uri}: {run.error}")

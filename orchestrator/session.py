@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 
-from orchestrator.reconcile import reconcile
+from orchestrator.reconcile import reconcile, tune_counts
 from orchestrator.spec import Spec
 from orchestrator.sweep import can_resume, run_sweep
 from orchestrator.trainable import SweepContext, flatten
@@ -70,20 +70,25 @@ def run_session(spec: Spec, storage: str, tracking_uri: str, local_store: bool) 
     print(f"driftlab: {verb} sweep {spec.name!r}: {total} trials; MLflow experiment {spec.name!r} "
           f"(parent run {parent}) at {tracking_uri}", file=sys.stderr, flush=True)
     outcome = run_sweep(spec, storage, context, resume)
-    counts = reconcile(client, context, outcome.results)
-    rows = summary_rows(outcome.results)
-    print_summary(rows)
-    if spec.search and len(spec.search.objectives) > 1:
-        _save_pareto(client, parent, outcome.results, spec.search.objectives)
+    print_summary(summary_rows(outcome.results))
+    try:
+        counts = reconcile(client, context, outcome.results)
+        if spec.search and len(spec.search.objectives) > 1:
+            _save_pareto(client, parent, outcome.results, spec.search.objectives)
+        close_parent(client, parent, "completed" if not counts.get("failed") else "failed",
+                     {"sweep/wall_s": outcome.wall_s, "sweep/trials": float(len(outcome.results)),
+                      **{f"sweep/{k}": float(v) for k, v in counts.items()}})
+    except Exception as err:  # the tracking server went away: Tune's record stands, sync replays it
+        print(f"driftlab: MLflow at {tracking_uri} is unreachable at the end of the sweep "
+              f"({type(err).__name__}); run states will be fixed by `driftlab sync`", file=sys.stderr)
+        counts = {**tune_counts(outcome.results), "unsynced": len(outcome.results)}
     failed = counts.get("failed", 0)
-    close_parent(client, parent, "completed" if not failed else "failed",
-                 {"sweep/wall_s": outcome.wall_s, "sweep/trials": float(len(outcome.results)),
-                  **{f"sweep/{k}": float(v) for k, v in counts.items()}})
     print(f"driftlab: sweep {spec.name!r} done in {outcome.wall_s:.0f}s: "
           + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), file=sys.stderr)
     if counts.get("unsynced"):
         print(f"driftlab: {counts['unsynced']} trial(s) could not log everything to MLflow; Tune kept their "
-              f"results: replay them with `driftlab sync {spec.name}`", file=sys.stderr)
+              f"results: replay them with `driftlab sync {spec.name} --tracking-uri {tracking_uri}"
+              f"{' --storage ' + storage if storage else ''}`", file=sys.stderr)
     browse = "driftlab ui" if local_store else f"open {tracking_uri}"
     print(f"driftlab: browse the results with `{browse}` (experiment {spec.name!r}); "
           f"test hypotheses with `driftlab analyze --experiment {spec.name}`", file=sys.stderr)

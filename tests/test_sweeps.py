@@ -216,3 +216,39 @@ def test_worker_node_killed_mid_sweep_its_trials_are_rescheduled(tmp_path, env, 
     assert int(rescheduled.data.tags["driftlab.attempts"]) >= 2
     assert rescheduled.data.tags["driftlab.node_id"] != node_id
     assert not ray.is_initialized()
+
+
+def test_tracking_server_lost_mid_sweep_the_sweep_finishes_and_sync_restores_mlflow(tmp_path, env):
+    from orchestrator.tracking import free_port
+
+    home, port = tmp_path / "mlflow_outage", free_port()
+    server = LocalServer(home=home, port=port).start()
+    spec = write_spec(tmp_path / "outage.yaml", "outage", [{"method": "ft"}, {"method": "lora"}], seeds=(0, 1),
+                      epochs=3)
+    storage = str(tmp_path / "runs")
+    driver = subprocess.Popen(driftlab_cmd("run", spec, "--tracking-uri", server.uri, "--num-cpus", "2",
+                                           "--storage", storage),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        _wait_for(lambda: [r for r in children(server.uri, "outage") if "val/acc" in r.data.metrics], 300,
+                  "a trial logging metrics")
+        server.stop()
+        started = time.time()
+        _, stderr = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+        server.stop()
+    assert driver.returncode == 0, stderr[-3000:]
+    assert "driftlab sync outage" in stderr and time.time() - started < 300
+    with LocalServer(home=home, port=port) as again:
+        sync = run_driftlab("sync", "outage", "--tracking-uri", again.uri, "--storage", storage, env=env)
+        assert sync.returncode == 0, sync.stderr[-3000:]
+        runs = children(again.uri, "outage")
+        assert len(runs) == 4
+        for run in runs:
+            assert history(again.uri, run.info.run_id, "val/acc") == [0, 1, 2, 3]
+            assert run.info.status == "FINISHED" and run.data.tags["driftlab.status"] == "completed"
+        resync = run_driftlab("sync", "outage", "--tracking-uri", again.uri, "--storage", storage, env=env)
+        assert resync.returncode == 0 and "0 metric values written" in resync.stdout

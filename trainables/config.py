@@ -53,7 +53,6 @@ class TrialConfig:
     eval_every: int = 1
     probe_size: int = 64
     zeroshot_size: int = 1000  # images per zero-shot task per evaluation; 0 = the whole split
-    num_workers: int = 0  # DataLoader workers for datasets that stream from disk
     device: str = "auto"
     fault: str = "none"
 
@@ -86,7 +85,7 @@ class TrialConfig:
             _check(key, getattr(self, key) > 0, "a number > 0")
         for key in ("epochs", "batch_size", "lora_r", "adapter_dim", "eval_every", "probe_size"):
             _check(key, getattr(self, key) >= 1, "an integer >= 1")
-        for key in ("gta_lambda", "weight_decay", "grad_clip", "zeroshot_size", "num_workers"):
+        for key in ("gta_lambda", "weight_decay", "grad_clip", "zeroshot_size"):
             _check(key, getattr(self, key) >= 0, "a number >= 0")
         _check("warmup_frac", 0 <= self.warmup_frac < 1, "a number in [0, 1)")
         _check("data_fraction", 0 < self.data_fraction <= 1, "a number in (0, 1]")
