@@ -21,8 +21,8 @@ def cell_table(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame(columns=keys + ["n"] + [f"{m} {s}" for m in metrics for s in ("mean", "sd")])
     grouped = table.groupby(keys, dropna=False, sort=True)
-    out = grouped.size().rename("n").to_frame()
+    columns = {"n": grouped.size()}
     for metric in metrics:
-        out[f"{metric} mean"] = grouped[metric].mean()
-        out[f"{metric} sd"] = grouped[metric].std(ddof=1)  # NaN for a single seed, on purpose
-    return out.reset_index()
+        columns[f"{metric} mean"] = grouped[metric].mean()
+        columns[f"{metric} sd"] = grouped[metric].std(ddof=1)  # NaN for a single seed, on purpose
+    return pd.concat(columns, axis=1).reset_index()  # one concat: no fragmented frame

@@ -125,9 +125,10 @@ def two_sample_p_min(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def two_sample_test(a: np.ndarray, b: np.ndarray) -> PermResult | None:
-    """Mean difference mean(a) - mean(b), group labels permuted; None if a group is empty."""
+    """Mean difference mean(a) - mean(b), group labels permuted; None if a group has fewer than 2 values
+    (scipy needs two per sample, and one value against a few allows too few arrangements to test)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) == 0 or len(b) == 0:
+    if len(a) < 2 or len(b) < 2:
         return None
 
     def diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -7,6 +7,7 @@ design was too small to answer, and which trials were left out.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -82,6 +83,15 @@ def cell_summary(cells: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return out
 
 
+HEADLINE = re.compile(r"(val|test)/acc|zeroshot/.+/retention|attn/delta_(entropy|mass95)_pct|repr/cka/mean")
+
+
+def headline_metrics(metrics: list[str]) -> list[str]:
+    """The few metrics a reader scans first; all of them when none of those is present."""
+    chosen = [m for m in metrics if HEADLINE.fullmatch(m)]
+    return chosen or metrics
+
+
 def test_label(row: pd.Series) -> str:
     """'eurosat: lora vs ft, val/acc' or 'eurosat/lora: val/acc vs log10(lr)'."""
     if row["family"] in ("paired", "unpaired"):
@@ -133,8 +143,8 @@ def render_report(tests: pd.DataFrame, cells: pd.DataFrame, metrics: list[str], 
         f"{n_completed} completed trial(s) analysed, {sum(excluded.values())} excluded; families: "
         f"{', '.join(families)}; alpha = {alpha:g} with Holm correction within each family; "
         f"{len(tests)} test(s), {len(hits)} significant.", "",
-        "## Cells (mean ± sd over seeds; every metric in cells.csv)", "",
-        markdown_table(cell_summary(cells, metrics)) if len(cells) else "No completed trials.", "",
+        "## Cells (mean ± sd over seeds; headline metrics here, every metric in cells.csv)", "",
+        markdown_table(cell_summary(cells, headline_metrics(metrics))) if len(cells) else "No completed trials.", "",
         f"## Significant findings (Holm-adjusted p < {alpha:g})", "", *findings, "",
         "## Not resolvable", "", *_unresolved_lines(tests, alpha), "",
         "## Excluded trials", "", *_excluded_lines(excluded), "",

@@ -23,6 +23,14 @@ COMMANDS = {
 }
 
 
+def parse_args(parser, argv):
+    """argparse without its SystemExit: (args, None), or (None, exit code) - 0 after --help, 2 on bad usage."""
+    try:
+        return parser.parse_args(argv), None
+    except SystemExit as exit_:
+        return None, (2 if exit_.code else 0)
+
+
 def usage() -> str:
     rows = "\n".join(f"  {name:<16}{help_}" for name, (_, help_) in COMMANDS.items())
     return f"usage: driftlab COMMAND [ARGS]\n\ncommands:\n{rows}\n\n`driftlab COMMAND --help` for a command's flags."

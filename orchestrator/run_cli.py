@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from orchestrator.cli import parse_args
 from orchestrator.spec import NAME_RE, SpecError, load_spec
 from orchestrator.tracking import CLIENT_ENV, LocalServer, TrackingError, bound_client_retries, check_reachable, \
     driftlab_home
@@ -61,10 +62,9 @@ def init_ray(address: str | None, tracking_uri: str, num_cpus: int | None) -> No
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return 2 if exit_.code else 0
+    args, code = parse_args(parser, argv)
+    if args is None:
+        return code
     try:
         spec = load_spec(args.spec)
     except SpecError as err:

@@ -18,7 +18,7 @@ from ray import tune
 from orchestrator.spec import Spec
 from orchestrator.trainable import SweepContext, flatten, run_driftlab_trial
 
-SMOKE = {"epochs": 1, "data_fraction": 0.25, "zeroshot_size": 200, "probe_size": 16, "lp_epochs": 1}
+SMOKE = {"data_fraction": 0.25, "zeroshot_size": 200, "probe_size": 16, "lp_epochs": 1}
 
 
 @dataclass
@@ -29,13 +29,13 @@ class SweepOutcome:
 
 
 def smoke(spec: Spec) -> Spec:
-    """The same sweep, tiny: one short epoch per trial (LP-FT keeps its two phases), few search samples."""
-    spec.trial = {**spec.trial, **SMOKE}
-    for key in SMOKE:
+    """The same sweep, tiny: one short epoch per trial (two where LP-FT needs both phases), <= 4 samples."""
+    methods = {spec.trial.get("method", "ft"), *spec.grid.get("method", []), *(v.get("method") for v in spec.variants)}
+    if spec.search and "method" in spec.search.space:
+        methods.update(next(iter(spec.search.space["method"].values())))
+    spec.trial = {**spec.trial, **SMOKE, "epochs": 2 if "lpft" in methods else 1}
+    for key in (*SMOKE, "epochs"):
         spec.grid.pop(key, None)
-    if any(flatten({"variant": v}).get("method") == "lpft" for v in spec.variants) or "lpft" in (
-            spec.grid.get("method", []) + [spec.trial.get("method")]) or spec.search:
-        spec.trial["epochs"] = 2
     if spec.search:
         spec.search.num_samples = min(spec.search.num_samples, 4)
     return spec

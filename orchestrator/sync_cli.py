@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from orchestrator.cli import parse_args
 from orchestrator.tracking import LocalServer, TrackingError, bound_client_retries, check_reachable, driftlab_home
 
 
@@ -18,10 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--storage", default=None)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return 2 if exit_.code else 0
+    args, code = parse_args(parser, argv)
+    if args is None:
+        return code
     from ray import tune
 
     from orchestrator.parent import find_parent

@@ -151,6 +151,9 @@ class TrialRun:
         self.run_id: str | None = None
         self.error: str | None = None
         self.unsynced = 0
+        # Final metrics when MLflow already holds this trial as completed (Tune's state can lag behind
+        # a driver that was killed right after a trial finished): the trial is then not rerun.
+        self.completed_metrics: dict[str, float] | None = None
 
     def _call(self, fn, *args, **kwargs):
         if self.error is not None:
@@ -179,6 +182,9 @@ class TrialRun:
             from mlflow.entities import Param
             params = [Param(k, ",".join(map(str, v)) if isinstance(v, list) else str(v)) for k, v in self.config.items()]
             self.client.log_batch(self.run_id, params=params)
+        elif found.data.tags.get(STATUS_TAG) == "completed" and found.info.status == "FINISHED":
+            self.run_id = found.info.run_id
+            self.completed_metrics = dict(found.data.metrics)
         else:
             self.run_id = found.info.run_id
             attempts = int(found.data.tags.get("driftlab.attempts", "1")) + 1

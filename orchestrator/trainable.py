@@ -40,6 +40,10 @@ def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
     run = TrialRun(sweep.tracking_uri, sweep.experiment_id, sweep.parent_run_id, ctx.get_trial_id(),
                    ctx.get_trial_name(), trial_config.to_dict())
     run.open({"driftlab.node_id": ray.get_runtime_context().get_node_id()})
+    if run.completed_metrics is not None:
+        tune.report({**run.completed_metrics, "epoch": trial_config.epochs, "status": "completed",
+                     "tracking/unsynced": 0})
+        return
     status, seen = "failed", set()
     try:
         trial = Trial(trial_config)

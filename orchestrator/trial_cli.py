@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from orchestrator.cli import parse_args
 from trainables.config import ConfigError, TrialConfig
 
 COLUMNS = ("epoch", "phase", "train/loss", "val/acc", "attn/delta_entropy_pct", "repr/cka/mean")
@@ -44,10 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     from trainables.trial import Trial
 
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return 2 if exit_.code else 0
+    args, code = parse_args(parser, argv)
+    if args is None:
+        return code
     values = {k: v for k, v in vars(args).items() if k not in ("json", "out") and v is not None}
     log = sys.stderr if args.json else sys.stdout
     try:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from orchestrator.cli import parse_args
 from orchestrator.tracking import LocalServer, TrackingError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="driftlab ui", description=__doc__)
     parser.add_argument("--port", type=int, default=5000)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return 2 if exit_.code else 0
+    args, code = parse_args(parser, argv)
+    if args is None:
+        return code
     server = LocalServer(port=args.port)
     if not (server.home / "mlflow.db").exists():
         print(f"driftlab: no local tracking store at {server.home} yet; run `driftlab run` first", file=sys.stderr)

@@ -214,3 +214,16 @@ def test_analysis_never_imports_ray_or_siblings():
     pattern = re.compile(r"^\s*(from|import)\s+(ray|orchestrator|trainables)\b", re.M)
     offenders = [p.name for p in root.glob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_single_trial_methods_are_skipped_not_crashed(tmp_path):
+    """One trial of a method (e.g. a sweep of fault variants) cannot be tested; the rest still runs."""
+    from analysis import analyze
+
+    rows = [dict(dataset="d", method="ft", lr=1e-3, seed=0, fault="none", status="completed", **{"val/acc": 50.0}),
+            dict(dataset="d", method="lora", lr=1e-3, seed=0, fault="none", status="completed", **{"val/acc": 40.0}),
+            dict(dataset="d", method="ft", lr=1e-3, seed=0, fault="crash_once", status="completed", **{"val/acc": 52.0}),
+            dict(dataset="d", method="ft", lr=1e-3, seed=0, fault="nan", status="diverged", **{"val/acc": float("nan")})]
+    result = analyze(pd.DataFrame(rows), tmp_path)
+    assert result.excluded == {"diverged": 1}
+    assert (tmp_path / "report.md").exists()

@@ -21,7 +21,7 @@ def test_ready_specs_and_cluster_file_validate(capsys):
     assert {p.stem for p in specs} >= {"demo", "matched_lr", "gta_lambda", "optuna_pareto"}
     assert driftlab(["validate", *map(str, specs), str(ROOT / "cluster.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "valid Ray cluster config" in out and "'demo': 40 trials" in out
+    assert "valid Ray cluster config" in out and "'demo': 60 trials" in out
 
 
 def test_ready_specs_start_with_purpose_command_and_cost():
@@ -36,12 +36,12 @@ def test_demo_matches_the_documented_design():
     methods = {(c["method"], c.get("gta_lambda", 0)) for c in configs}
     assert methods == {("ft", 0), ("lora", 0), ("lpft", 0), ("adapter", 0), ("ft", 0.5)}
     assert len({c["dataset"] for c in configs}) >= 2 and len({c["lr"] for c in configs}) >= 2
-    assert {c["seed"] for c in configs} == {0, 1}
+    assert {c["seed"] for c in configs} == {0, 1, 2}
 
 
 def test_grid_expands_cartesian_times_variants():
     spec = load_spec(None)
-    assert len(spec.configs()) == 2 * 2 * 2 * 5
+    assert len(spec.configs()) == 2 * 2 * 3 * 5
 
 
 def _spec(tmp_path, **changes) -> str:

@@ -93,6 +93,20 @@ def test_local_sweep_retries_a_crash_marks_divergence_and_tracks_every_trial(tmp
     # The resumable crash restarted from its epoch-1 checkpoint: one value per epoch, none twice.
     assert history(mlflow_uri, crashed.info.run_id, "train/loss") == [1, 2]
 
+    # The analysis reads the same sweep back from MLflow and logs its report under the parent run.
+    out = tmp_path / "analysis"
+    analysed = run_driftlab("analyze", "--experiment", "faults", "--tracking-uri", mlflow_uri, "--out", str(out),
+                            env=env)
+    assert analysed.returncode == 0, analysed.stderr[-3000:]
+    report = (out / "report.md").read_text()
+    assert "3 completed trial(s) analysed, 1 excluded" in report and "diverged" in report
+    from mlflow import MlflowClient
+    client = MlflowClient(mlflow_uri)
+    exp = client.get_experiment_by_name("faults")
+    analysis_runs = client.search_runs([exp.experiment_id], filter_string="tags.`driftlab.kind` = 'analysis'")
+    assert len(analysis_runs) == 1
+    assert "report.md" in {a.path for a in client.list_artifacts(analysis_runs[0].info.run_id)}
+
 
 def test_local_store_is_started_and_stopped_and_a_finished_sweep_is_not_rerun(tmp_path, env):
     spec = write_spec(tmp_path / "tiny.yaml", "tiny", [{"method": "lp"}], seeds=(0, 1), epochs=1)
@@ -109,6 +123,30 @@ def test_local_store_is_started_and_stopped_and_a_finished_sweep_is_not_rerun(tm
     with LocalServer(home=home) as server:
         runs = children(server.uri, "tiny")
         assert len(runs) == 2 and all(r.data.tags["driftlab.attempts"] == "1" for r in runs)
+
+    # `driftlab ui` serves the same store on 127.0.0.1 and stops its server on Ctrl-C.
+    from orchestrator.tracking import free_port
+    import urllib.request
+    port = free_port()
+    ui = subprocess.Popen(driftlab_cmd("ui", "--port", str(port)), env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/health"), 120, "the UI server")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=10",
+                                    timeout=10) as resp:
+            assert b"tiny" in resp.read()
+    finally:
+        ui.send_signal(signal.SIGINT)
+        ui.wait(60)
+    assert not _healthy(f"http://127.0.0.1:{port}/health")
+
+
+def _healthy(url: str) -> bool:
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")

@@ -200,7 +200,6 @@ class Trial:
             epoch_offset = phase_end
         return last
 
-
     # ---- artifacts ------------------------------------------------------------------------
     def write_artifacts(self, out_dir: str | Path) -> list[Path]:
         """Figures, the per-layer metric table and the small trained parts (head, LoRA/adapter weights)."""

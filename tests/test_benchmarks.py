@@ -1,0 +1,31 @@
+"""The benchmarks' smoke mode runs end to end, so they never rot (the figures themselves live in BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.services import service_env
+
+
+@pytest.mark.slow
+def test_benchmarks_smoke_reports_every_figure(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--json", "--only", "step,eval,gta,memory,tune"],
+                         env=service_env(DRIFTLAB_HOME=str(tmp_path), HF_HUB_OFFLINE="1"),
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out.stdout)
+    for key in ("step_ratio", "eval_ratio", "gta_ratio"):
+        assert 0 < figures[key]["min"] <= figures[key]["median"] <= figures[key]["max"]
+    assert 0 < figures["lora_mem_ratio"] < 2
+    assert figures["tune_ratio"] > 0.5 and figures["tune_overhead_s_per_trial"] < 60
+    for key in ("ft_images_per_s", "lora_images_per_s", "gta_images_per_s"):
+        assert figures[key] > 0
+
+
+def test_unknown_benchmark_is_exit_2():
+    out = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "speed"], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.strip().startswith("benchmarks: --only:")
