@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         started = time.time()
         print(f"benchmark {name} ...", file=sys.stderr, flush=True)
-        figures.update(jobs[name]())
+        with contextlib.redirect_stdout(sys.stderr):  # Tune prints tables; stdout is for the figures
+            figures.update(jobs[name]())
         print(f"benchmark {name}: {time.time() - started:.0f}s", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(figures, sort_keys=True))

@@ -104,7 +104,10 @@ def _save_pareto(client, parent: str, results, objectives: dict[str, str]) -> No
 
     from analysis import pareto
 
-    rows = [{**flatten(r.config), **{k: v for k, v in (r.metrics or {}).items() if k in objectives}}
+    from trainables.config import TrialConfig
+
+    rows = [{**TrialConfig.from_dict(flatten(r.config)).to_dict(),
+             **{k: v for k, v in (r.metrics or {}).items() if k in objectives}}
             for r in results if r.error is None]
     table = pd.DataFrame(rows).dropna(subset=list(objectives))
     if table.empty:

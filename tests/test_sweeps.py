@@ -290,3 +290,29 @@ def test_tracking_server_lost_mid_sweep_the_sweep_finishes_and_sync_restores_mlf
             assert run.info.status == "FINISHED" and run.data.tags["driftlab.status"] == "completed"
         resync = run_driftlab("sync", "outage", "--tracking-uri", again.uri, "--storage", storage, env=env)
         assert resync.returncode == 0 and "0 metric values written" in resync.stdout
+
+
+def test_optuna_multi_objective_search_with_asha_saves_the_pareto_front(tmp_path, env, mlflow_uri):
+    spec = {"name": "pareto", "trial": {**SMALL, "epochs": 2},
+            "search": {"space": {"method": {"choice": ["ft", "lora"]}, "lr": {"loguniform": [1e-4, 1e-2]},
+                                 "gta_lambda": {"uniform": [0.0, 1.0]}},
+                       "num_samples": 4, "seed": 0,
+                       "objectives": {"val/acc": "max", "zeroshot/embedded_colour/retention": "max"}},
+            "scheduler": {"type": "asha", "metric": "val/acc", "mode": "max", "grace_period": 1},
+            "max_concurrent": 2, "resources": {"cpu": 1}}
+    path = tmp_path / "pareto.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    proc = run_driftlab("run", str(path), "--tracking-uri", mlflow_uri, "--num-cpus", "2",
+                        "--storage", str(tmp_path / "runs"), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Pareto front:" in proc.stderr
+    runs = children(mlflow_uri, "pareto")
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.tags["driftlab.status"] for r in runs} <= {"completed", "stopped"}
+    assert len({round(float(r.data.params["lr"]), 8) for r in runs}) == 4  # Optuna proposed distinct points
+    from mlflow import MlflowClient
+    client = MlflowClient(mlflow_uri)
+    parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "pareto")} == {
+        "pareto/pareto_front.csv", "pareto/pareto_front.png"}
+    assert parent.info.status == "FINISHED" and "spec" in {a.path for a in client.list_artifacts(parent.info.run_id)}

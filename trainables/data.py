@@ -112,10 +112,13 @@ def _embedded_split(split: str, attribute: str, processor_key: tuple) -> Split:
     scale = shortest / world.IMAGE_SIZE
     if scale != 1 or crop_h != shortest or crop_w != shortest:
         # Square images: resize to the shortest edge, then the centre crop is a plain offset.
-        pixels = torch.nn.functional.interpolate(pixels.float(), size=(shortest, shortest), mode="bicubic",
-                                                 align_corners=False).clamp(0, 255).round().to(torch.uint8)
         top, left = (shortest - crop_h) // 2, (shortest - crop_w) // 2
-        pixels = pixels[:, :, top:top + crop_h, left:left + crop_w].contiguous()
+        # In chunks: a whole split upsampled in float at once would need GBs for 224 px models.
+        pixels = torch.cat([
+            torch.nn.functional.interpolate(chunk.float(), size=(shortest, shortest), mode="bicubic",
+                                            align_corners=False).clamp(0, 255).round().to(torch.uint8)
+            [:, :, top:top + crop_h, left:left + crop_w]
+            for chunk in pixels.split(256)]).contiguous()
     else:
         top = left = 0
     boxes = torch.from_numpy(w.boxes).clone() * scale
