@@ -137,3 +137,28 @@ def test_console_script_prints_parseable_json_on_stdout(tiny_clip_dir):
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(proc.stdout)
     assert metrics["epoch"] == 1 and "epoch" in proc.stderr
+
+
+def test_zero_shot_head_initialisation_starts_at_clip_zero_shot_accuracy():
+    random_head = collect(dict(epochs=1, data_fraction=0.25, zeroshot_size=60, probe_size=8))[0]
+    zero_shot_head = collect(dict(epochs=1, data_fraction=0.25, zeroshot_size=60, probe_size=8,
+                                  head_init="zeroshot"))[0]
+    # The embedded CLIP names shapes zero-shot far above chance; a random head starts near chance.
+    assert zero_shot_head["val/acc"] > 2 * CHANCE_SHAPE > random_head["val/acc"] - 10
+
+
+def test_a_non_clip_checkpoint_is_one_clear_error(tmp_path, capsys):
+    from transformers import ViTConfig, ViTModel
+
+    ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                       intermediate_size=37)).save_pretrained(tmp_path / "vit")
+    assert driftlab(["trial", "--model", str(tmp_path / "vit"), "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("driftlab: model:") and "'vit' checkpoint" in err and "CLIP" in err
+
+
+def test_eval_every_skips_drift_metrics_between_evaluations(tiny_clip_dir):
+    reports = collect(dict(model=tiny_clip_dir, epochs=3, eval_every=2, probe_size=8, zeroshot_size=60))
+    has_attn = ["attn/entropy/mean" in r for r in reports]
+    assert has_attn == [True, False, True, True]  # epochs 0, 1, 2, and always the last
+    assert all("val/acc" in r for r in reports)
