@@ -60,7 +60,6 @@ def param_space(spec: Spec) -> dict:
 
 def tune_config(spec: Spec) -> tune.TuneConfig:
     search_alg = scheduler = None
-    metric = mode = None
     if spec.search:
         from ray.tune.search.optuna import OptunaSearch
 
@@ -77,7 +76,7 @@ def tune_config(spec: Spec) -> tune.TuneConfig:
                                   grace_period=int(spec.scheduler["grace_period"]),
                                   reduction_factor=float(spec.scheduler["reduction_factor"]))
     return tune.TuneConfig(num_samples=spec.search.num_samples if spec.search else 1, search_alg=search_alg,
-                           scheduler=scheduler, metric=metric, mode=mode, reuse_actors=True,
+                           scheduler=scheduler, reuse_actors=True,
                            max_concurrent_trials=spec.max_concurrent or None)
 
 
@@ -90,8 +89,8 @@ class Progress(tune.Callback):
     def _line(self, trial, status: str) -> None:
         self.done += 1
         r = trial.last_result or {}
-        bits = [f"{k} {r[k]:.1f}" for k in sorted(r) if k in ("val/acc", "test/acc") or k.endswith("/retention")
-                if isinstance(r.get(k), float) and math.isfinite(r[k])]
+        shown = [k for k in sorted(r) if k in ("val/acc", "test/acc") or k.endswith("/retention")]
+        bits = [f"{k} {r[k]:.1f}" for k in shown if isinstance(r[k], float) and math.isfinite(r[k])]
         total = self.total or "?"
         config = flatten(trial.config)
         what = " ".join(f"{k}={config[k]}" for k in ("dataset", "method", "gta_lambda", "lr", "seed") if k in config)
