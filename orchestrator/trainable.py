@@ -69,5 +69,9 @@ def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
         trial.write_artifacts(artifacts)
         run.log_artifacts(artifacts)
         status = final.get("status", "completed")
+    except SystemExit:
+        # Tune ends a trial early (an ASHA decision) by exiting its thread inside tune.report.
+        status = "stopped"
+        raise
     finally:
         run.close(status)
