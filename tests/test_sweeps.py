@@ -65,7 +65,15 @@ def mlflow_uri(tmp_path_factory):
 
 @pytest.fixture
 def env(tmp_path):
-    return service_env(DRIFTLAB_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    import shutil
+    import tempfile
+
+    # A local `driftlab run` starts its own Ray: give it a private temp dir (short: Ray's socket paths
+    # must stay under the OS limit) so it never meets another Ray on this machine.
+    ray_tmp = tempfile.mkdtemp(prefix="dlr", dir="/tmp")
+    yield service_env(DRIFTLAB_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+                      RAY_TMPDIR=ray_tmp)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def test_local_sweep_retries_a_crash_marks_divergence_and_tracks_every_trial(tmp_path, env, mlflow_uri):
@@ -198,9 +206,10 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning_or_duplicating(tmp_pa
     driver = subprocess.Popen(driftlab_cmd(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
+        # Completed = its run closed FINISHED (the status tag alone is set a moment earlier, with the last epoch).
         done_before = _wait_for(lambda: [r for r in children(mlflow_uri, "killdriver")
-                                         if r.data.tags.get("driftlab.status") == "completed"], 300,
-                                "a completed trial")
+                                         if r.data.tags.get("driftlab.status") == "completed"
+                                         and r.info.status == "FINISHED"], 300, "a completed trial")
         time.sleep(2)  # let Tune record the completion in its experiment state
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(30)
