@@ -159,8 +159,9 @@ def _healthy(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = RayCluster(tmp_path_factory.mktemp("ray")).start_head(num_cpus=1)
-    try:
+    c = RayCluster(tmp_path_factory.mktemp("ray"))
+    try:  # stop() also cleans up after a `ray start` that failed halfway
+        c.start_head(num_cpus=1)
         c.add_worker(num_cpus=1)
         c.wait_nodes(2)
         yield c
