@@ -50,12 +50,12 @@ def open_parent(client, spec: Spec, resuming: bool, trial_count: int | str) -> t
         KIND_TAG: "sweep", "driftlab.sweep": spec.name, "git_commit": git_commit(), STATUS_TAG: "running",
         "mlflow.note.content": spec.description or spec.name})
     parent = run.info.run_id
-    versions = package_versions()
-    for key, value in {**{f"version.{k}": v for k, v in versions.items()},
-                       **{f"resources.{k}": v for k, v in spec.resources.items()},
-                       "trials": trial_count, "max_failures": spec.max_failures,
-                       "max_concurrent": spec.max_concurrent}.items():
-        client.log_param(parent, key, str(value))
+    from mlflow.entities import Param
+
+    params = {**{f"version.{k}": v for k, v in package_versions().items()},
+              **{f"resources.{k}": v for k, v in spec.resources.items()},
+              "trials": trial_count, "max_failures": spec.max_failures, "max_concurrent": spec.max_concurrent}
+    client.log_batch(parent, params=[Param(k, str(v)) for k, v in params.items()])  # one request, not ~20
     if spec.source:
         client.log_artifact(parent, spec.source, "spec")
     return experiment_id, parent

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from orchestrator.tracking import STATUS_TAG, TrialRun, find_trial_run, numeric_metrics
+from orchestrator.tracking import STATUS_TAG, TrialRun, find_trial_run, numeric_metrics, run_state
 from orchestrator.trainable import SweepContext, flatten
 from trainables.config import TrialConfig
 
@@ -34,10 +34,9 @@ def tune_counts(results) -> dict[str, int]:
 
 def reconcile(client, context: SweepContext, results) -> dict[str, int]:
     """Set each trial's MLflow run to its Tune outcome; returns counts per status and unsynced trials."""
-    counts: dict[str, int] = {}
+    counts = tune_counts(results)
     for result in results:
         status = trial_status(result)
-        counts[status] = counts.get(status, 0) + 1
         metrics = result.metrics or {}
         trial_id = metrics.get("trial_id") or result.path.rsplit("_", 2)[-2]
         run = find_trial_run(client, context.experiment_id, context.parent_run_id, trial_id)
@@ -45,7 +44,7 @@ def reconcile(client, context: SweepContext, results) -> dict[str, int]:
             counts["unsynced"] = counts.get("unsynced", 0) + 1
         if run is not None and run.info.status == "RUNNING":
             client.set_tag(run.info.run_id, STATUS_TAG, status)
-            client.set_terminated(run.info.run_id, "FINISHED" if status != "failed" else "FAILED")
+            client.set_terminated(run.info.run_id, run_state(status))
     return counts
 
 

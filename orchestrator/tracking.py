@@ -132,6 +132,11 @@ class LocalServer:
         self.stop()
 
 
+def run_state(status: str) -> str:
+    """A trial's outcome as an MLflow run status: completed / diverged / stopped -> FINISHED, else FAILED."""
+    return "FINISHED" if status in ("completed", "diverged", "stopped") else "FAILED"
+
+
 def numeric_metrics(metrics: dict) -> dict[str, float]:
     """The float-valued entries of a report (status strings and the like go to tags)."""
     return {k: float(v) for k, v in metrics.items()
@@ -208,12 +213,11 @@ class TrialRun:
             self._call(self.client.log_artifacts, self.run_id, str(directory))
 
     def close(self, status: str) -> None:
-        """status: completed / diverged / stopped -> FINISHED, anything else -> FAILED."""
+        """Tag the outcome and end the run (see `run_state`)."""
         if self.run_id is None:
             return
         self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
-        state = "FINISHED" if status in ("completed", "diverged", "stopped") else "FAILED"
-        self._call(self.client.set_terminated, self.run_id, state)
+        self._call(self.client.set_terminated, self.run_id, run_state(status))
 
 
 def find_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str):
@@ -223,7 +227,3 @@ def find_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str
         max_results=5)
     return runs[0] if runs else None
 
-
-def child_runs(client, experiment_id: str, parent_run_id: str) -> list:
-    return client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
-                              f"and tags.`{KIND_TAG}` = 'trial'", max_results=10_000)

@@ -120,21 +120,20 @@ class Evaluator:
         return values, cls_states, torch.stack(maps, 1).cpu()
 
     @torch.no_grad()
-    def _zero_shot_acc(self, model, classifier: torch.Tensor, split: Split) -> float:
+    def _percent_correct(self, logits_of, split: Split) -> float:
+        """Top-1 accuracy (%) of `logits_of(normalised pixels)` over a split, in evaluation batches."""
         correct = 0
         for pixels, labels, _ in split.batches(EVAL_BATCH):
-            emb = F.normalize(model.embed(normalise(pixels.to(self.device), self.mean, self.std)).float(), dim=-1)
-            correct += int(((emb @ classifier.T).argmax(-1).cpu() == labels).sum())
-        return 100.0 * correct / len(split)
-
-    @torch.no_grad()
-    def accuracy(self, model, split: Split) -> float:
-        model.eval()
-        correct = 0
-        for pixels, labels, _ in split.batches(EVAL_BATCH):
-            logits = model(normalise(pixels.to(self.device), self.mean, self.std))
+            logits = logits_of(normalise(pixels.to(self.device), self.mean, self.std))
             correct += int((logits.argmax(-1).cpu() == labels).sum())
         return 100.0 * correct / len(split)
+
+    def _zero_shot_acc(self, model, classifier: torch.Tensor, split: Split) -> float:
+        return self._percent_correct(lambda x: F.normalize(model.embed(x).float(), dim=-1) @ classifier.T, split)
+
+    def accuracy(self, model, split: Split) -> float:
+        model.eval()
+        return self._percent_correct(model, split)
 
     # ---- per epoch --------------------------------------------------------------------------
     def run(self, model, epoch: int) -> dict[str, float]:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from trainables import world
 from trainables.models import CLIP_MEAN, CLIP_STD, EMBEDDED_DIR, default_image_processor, image_embedding, text_classifier
 from trainables.splits import normalise
+from trainables.trial import warmup_cosine
 
 SETTINGS = dict(
     seed=0, steps=2000, batch_size=128, lr=2e-3, weight_decay=0.1, warmup_steps=100, pool_size=16384,
@@ -91,9 +92,7 @@ def pretrain(out_dir: Path, steps: int) -> dict:
     caption_ids = torch.from_numpy(caption_ids)
 
     opt = torch.optim.AdamW(clip.parameters(), lr=SETTINGS["lr"], weight_decay=SETTINGS["weight_decay"])
-    warm = SETTINGS["warmup_steps"]
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / steps))))
+    sched = warmup_cosine(opt, SETTINGS["warmup_steps"], steps)
     gen = torch.Generator().manual_seed(SETTINGS["seed"])
     start = time.time()
     clip.train()

@@ -39,6 +39,13 @@ def pick_device(choice: str = "auto") -> torch.device:
     return torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
 
 
+def warmup_cosine(optimizer, warmup_steps: int, total_steps: int):
+    """Linear warmup over `warmup_steps`, then cosine decay to 0 at `total_steps` (stepped per batch)."""
+    warm = max(1, warmup_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps))))
+
+
 @functools.lru_cache(maxsize=2)
 def _cached_clip(model: str):
     # Ray reuses actors across trials: load each checkpoint once per worker, deep-copy per trial.
@@ -69,7 +76,7 @@ class Trial:
         self.evaluator = Evaluator(self.model, self.task, config, loaded, self.mean, self.std, self.device)
         source = SourceTower(clip.vision_model).to(self.device) if config.gta_lambda > 0 else None
         self.phases: list[Phase] = build_phases(self.model, config, source)
-        self.model.to(self.device)
+        self.model.to(self.device)  # again: LoRA / adapter modules are created on the CPU
         self._names = {id(p): n for n, p in self.model.named_parameters()}
 
     def _init_head(self, clip) -> None:
@@ -89,11 +96,6 @@ class Trial:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
 
-    def _schedule(self, optimizer, steps: int):
-        warm = max(1, int(self.config.warmup_frac * steps))
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
-
     def _start_phase(self, phase: Phase):
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -101,7 +103,7 @@ class Trial:
             p.requires_grad_(True)
         optimizer = torch.optim.AdamW(phase.params, lr=phase.lr, weight_decay=self.config.weight_decay)
         steps = phase.epochs * math.ceil(len(self.task.train) / self.config.batch_size)
-        return optimizer, self._schedule(optimizer, steps)
+        return optimizer, warmup_cosine(optimizer, int(self.config.warmup_frac * steps), steps)
 
     def step(self, phase: Phase, optimizer, scheduler, x: torch.Tensor, labels: torch.Tensor,
              poison: bool = False) -> dict[str, torch.Tensor] | None:
@@ -123,10 +125,11 @@ class Trial:
     def _train_epoch(self, phase: Phase, optimizer, scheduler, epoch: int) -> dict[str, float]:
         cfg = self.config
         self.model.train()
-        generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        epoch_seed = cfg.seed * 100_003 + epoch  # order and augmentation depend on (seed, epoch) only: resumable
+        generator = torch.Generator().manual_seed(epoch_seed)
         totals: dict[str, torch.Tensor] = {}
         batches = 0
-        for pixels, labels, _ in self.task.train.batches(cfg.batch_size, shuffle_seed=cfg.seed * 100_003 + epoch):
+        for pixels, labels, _ in self.task.train.batches(cfg.batch_size, shuffle_seed=epoch_seed):
             if self.device.type == "cuda":
                 # Splits are preprocessed once and held as uint8 in memory: a pinned batch copies to the GPU
                 # asynchronously and normalisation + augmentation run there, so no DataLoader workers are needed.
