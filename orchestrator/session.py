@@ -31,7 +31,7 @@ def summary_rows(results) -> list[dict]:
         if result.error is not None or metrics.get("status") != "completed":
             continue
         config = flatten(result.config)
-        key = (config.get("dataset", "embedded/shape"), method_label(config))
+        key = (config.get("dataset", "embedded/shade"), method_label(config))
         if key not in best or metrics.get("val/acc", -1) > best[key]["val/acc"]:
             row = {"dataset": key[0], "method": key[1], "lr": config.get("lr"), "seed": config.get("seed")}
             row.update({k: v for k, v in metrics.items()

@@ -29,7 +29,7 @@ class TrialConfig:
     """One trial. Defaults give the embedded demo: full fine-tuning of the tiny CLIP on shapes."""
 
     model: str = "embedded"
-    dataset: str = "embedded/shape"
+    dataset: str = "embedded/shade"
     zero_shot: list[str] = field(default_factory=lambda: ["embedded/colour"])
     method: str = "ft"
     gta_lambda: float = 0.0
