@@ -13,14 +13,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from orchestrator.tracking import LocalServer
+from tests.faults import CRASH_SEED, NAN_SEED
 from tests.services import RayCluster, service_env
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 SMALL = {"model": "embedded", "dataset": "embedded/size", "epochs": 2, "data_fraction": 0.25,
          "zeroshot_size": 120, "probe_size": 16}
@@ -77,16 +80,20 @@ def env(tmp_path):
 
 
 def test_local_sweep_retries_a_crash_marks_divergence_and_tracks_every_trial(tmp_path, env, mlflow_uri):
+    # `python -m tests.faults` is `driftlab run` with the trainable wrapped: one trial crashes once after
+    # its first epoch, one trial's loss turns NaN (see tests/faults.py).
     spec = write_spec(tmp_path / "faults.yaml", "faults", [
-        {"method": "ft"}, {"method": "lora"}, {"method": "ft", "fault": "crash_once"}, {"method": "ft", "fault": "nan"}])
-    proc = run_driftlab("run", spec, "--tracking-uri", mlflow_uri, "--num-cpus", "2", env=env)
+        {"method": "ft"}, {"method": "lora"}, {"method": "ft", "seed": CRASH_SEED}, {"method": "ft", "seed": NAN_SEED}])
+    proc = subprocess.run([sys.executable, "-m", "tests.faults", "run", spec, "--tracking-uri", mlflow_uri,
+                           "--num-cpus", "2"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "4 completed" not in proc.stderr and "3 completed" in proc.stderr and "1 diverged" in proc.stderr
+    assert "Configuration for experiment" not in proc.stdout + proc.stderr and "tensorboard" not in proc.stdout
     runs = children(mlflow_uri, "faults")
     assert len(runs) == 4 and len({r.data.tags["driftlab.trial_id"] for r in runs}) == 4
     assert all(r.info.status == "FINISHED" for r in runs)
-    by_fault = {r.data.params["fault"]: r for r in runs if r.data.params["method"] == "ft"}
-    crashed, diverged = by_fault["crash_once"], by_fault["nan"]
+    by_seed = {int(r.data.params["seed"]): r for r in runs if r.data.params["method"] == "ft"}
+    crashed, diverged = by_seed[CRASH_SEED], by_seed[NAN_SEED]
     assert crashed.data.tags["driftlab.status"] == "completed" and crashed.data.tags["driftlab.attempts"] == "2"
     assert diverged.data.tags["driftlab.status"] == "diverged"
     for run in runs:

@@ -11,7 +11,9 @@ import sys
 import pytest
 
 from orchestrator.cli import main as driftlab
+from trainables import keys
 from trainables.config import ConfigError, TrialConfig
+from trainables.evaluate import reported_metric
 from trainables.methods import METHODS
 from trainables.trial import Trial, run_trial
 
@@ -72,6 +74,11 @@ def test_epoch_zero_is_the_pretrained_model_and_every_metric_is_reported(tiny_cl
         assert f"attn/entropy/layer_{i}" in last and f"attn/box_alignment/layer_{i}" in last
     assert 0 <= last["attn/mass95/mean"] <= 1 and 0 < last["attn/box_alignment/mean"] <= 1
     assert "test/acc" in last and last["status"] == "completed"
+    # Every metric is a key of the one grammar, and validation knows the trial reports it.
+    config = TrialConfig.from_dict(dict(model=tiny_clip_dir, epochs=1, probe_size=24, zeroshot_size=120))
+    metrics = [k for k in last if "/" in k]
+    assert all(keys.parse(k) is not None for k in metrics)
+    assert [k for k in metrics if not reported_metric(k, config)] == [keys.TRIAL_S]  # only at the end
 
 
 def test_artifacts_are_written(tiny_clip_dir, tmp_path):
@@ -120,6 +127,7 @@ def test_cli_on_a_checkpoint_directory_without_tokenizer(tiny_clip_no_tokenizer_
     (["--lora-targets", "q,z"], "lora_targets"),
     (["--method", "lpft", "--epochs", "2", "--lp-epochs", "2"], "lp_epochs"),
     (["--model", "/nonexistent/dir"], "model"),
+    (["--gta-lambda", "0.1", "--gta-layers", "7", "--epochs", "1", "--zero-shot", "none"], "gta_layers"),
     (["--bogus", "1"], None),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, field, capsys):
