@@ -200,6 +200,21 @@ def test_spec_section_sets_options(tmp_path):
     assert set(tests["family"]) == {"paired"} and set(tests["metric"]) == {RETENTION}
 
 
+def test_parsed_options_pass_as_a_value_and_flags_override_them(tmp_path):
+    from analysis import AnalysisOptions
+    from analysis.cli import build_parser, run
+
+    csv = tmp_path / "s.csv"
+    synthetic_table().to_csv(csv, index=False)
+    defaults = AnalysisOptions(families=["paired"], metrics=[RETENTION])
+    run(build_parser().parse_args(["--csv", str(csv), "--out", str(tmp_path / "a")]), defaults)
+    tests = pd.read_csv(tmp_path / "a" / "tests.csv")
+    assert set(tests["family"]) == {"paired"} and set(tests["metric"]) == {RETENTION}
+    run(build_parser().parse_args(["--csv", str(csv), "--out", str(tmp_path / "b"), "--families", "dose"]), defaults)
+    assert set(pd.read_csv(tmp_path / "b" / "tests.csv")["family"]) == {"dose"}
+    assert defaults.families == ["paired"]  # the caller's value is not changed
+
+
 def test_csv_and_dataframe_paths_agree(tmp_path):
     csv = tmp_path / "s.csv"
     synthetic_table().to_csv(csv, index=False)
