@@ -127,7 +127,6 @@ def test_cli_on_a_checkpoint_directory_without_tokenizer(tiny_clip_no_tokenizer_
     (["--lora-targets", "q,z"], "lora_targets"),
     (["--method", "lpft", "--epochs", "2", "--lp-epochs", "2"], "lp_epochs"),
     (["--model", "/nonexistent/dir"], "model"),
-    (["--gta-lambda", "0.1", "--gta-layers", "7", "--epochs", "1", "--zero-shot", "none"], "gta_layers"),
     (["--bogus", "1"], None),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, field, capsys):
@@ -136,6 +135,13 @@ def test_bad_input_is_one_line_and_exit_2(argv, field, capsys):
     if field:
         assert err.startswith(f"driftlab: {field}:") and len(err.splitlines()) == 1, err
     assert "Traceback" not in err
+
+
+def test_a_gta_layer_past_the_models_is_one_clear_error(capsys):
+    # The layer count is the checkpoint's, so this is found once the model is loaded, before training.
+    assert driftlab(["trial", "--gta-lambda", "0.1", "--gta-layers", "7", "--epochs", "1", "--zero-shot", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("driftlab: gta_layers: [7] out of range; the image tower has")
 
 
 def test_unknown_config_key_suggests_the_right_one():
