@@ -256,7 +256,8 @@ def test_single_trial_methods_are_skipped_not_crashed(tmp_path):
     """One trial of a method (e.g. a sweep of head-init variants) cannot be tested; the rest still runs."""
     from analysis import analyze
 
-    rows = [dict(dataset="d", method="ft", lr=1e-3, seed=0, head_init="random", status="completed", **{"val/acc": 50.0}),
+    rows = [dict(dataset="d", method="ft", lr=1e-3, seed=0, head_init="random", status="completed",
+                 **{"val/acc": 50.0}),
             dict(dataset="d", method="lora", lr=1e-3, seed=0, head_init="random", status="completed",
                  **{"val/acc": 40.0}),
             dict(dataset="d", method="ft", lr=1e-3, seed=0, head_init="zeroshot", status="completed",

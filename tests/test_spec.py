@@ -161,7 +161,8 @@ def test_metric_short_forms_resolve_to_the_first_zero_shot_task():
                        "search": {"space": {"lr": {"loguniform": [1e-4, 1e-2]}}, "num_samples": 2,
                                   "objectives": {"val/acc": "max", "retention": "max"}},
                        "scheduler": {"metric": "zeroshot_acc"},
-                       "analysis": {"metrics": ["retention", "val/acc"], "pareto": {"val/acc": "max", "retention": "max"}}})
+                       "analysis": {"metrics": ["retention", "val/acc"],
+                                    "pareto": {"val/acc": "max", "retention": "max"}}})
     assert spec.search.objectives == {"val/acc": "max", "zeroshot/embedded_colour/retention": "max"}
     assert spec.scheduler["metric"] == "zeroshot/embedded_colour/acc"
     assert spec.analysis.metrics == ["zeroshot/embedded_colour/retention", "val/acc"]
