@@ -13,6 +13,7 @@ from pathlib import Path
 
 from orchestrator.spec import Spec
 from orchestrator.tracking import KIND_TAG, STATUS_TAG
+from trainables.keys import EXPERIMENT_KIND
 
 PACKAGES = ("driftlab", "torch", "ray", "transformers", "peft", "mlflow", "optuna", "datasets", "numpy", "scipy")
 
@@ -38,14 +39,15 @@ def package_versions() -> dict[str, str]:
 
 def open_parent(client, spec: Spec, resuming: bool, trial_count: int | str) -> tuple[str, str]:
     """(experiment_id, parent_run_id): the sweep's latest parent run when resuming, else a new one."""
+    from analysis.mlflow_io import latest_sweep_run
+
     experiment = client.get_experiment_by_name(spec.name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(spec.name)
-    if resuming:
-        runs = client.search_runs([experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
-        if runs:
-            client.update_run(runs[0].info.run_id, status="RUNNING")
-            return experiment_id, runs[0].info.run_id
+    experiment_id = (experiment.experiment_id if experiment
+                     else client.create_experiment(spec.name, tags=EXPERIMENT_KIND))
+    latest = latest_sweep_run(client, experiment_id) if resuming else None
+    if latest is not None:
+        client.update_run(latest, status="RUNNING")
+        return experiment_id, latest
     run = client.create_run(experiment_id, run_name=f"{spec.name} sweep", tags={
         KIND_TAG: "sweep", "driftlab.sweep": spec.name, "git_commit": git_commit(), STATUS_TAG: "running",
         "mlflow.note.content": spec.description or spec.name})
@@ -63,13 +65,13 @@ def open_parent(client, spec: Spec, resuming: bool, trial_count: int | str) -> t
 
 def find_parent(client, name: str) -> tuple[str, str]:
     """(experiment_id, latest parent run id) of a sweep already in MLflow."""
+    from analysis.mlflow_io import latest_sweep_run
+
     experiment = client.get_experiment_by_name(name)
-    runs = [] if experiment is None else client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
-        order_by=["attributes.start_time DESC"], max_results=1)
-    if not runs:
+    latest = None if experiment is None else latest_sweep_run(client, experiment.experiment_id)
+    if latest is None:
         raise LookupError(f"no MLflow parent run for sweep {name!r}")
-    return experiment.experiment_id, runs[0].info.run_id
+    return experiment.experiment_id, latest
 
 
 def close_parent(client, parent_run_id: str, status: str, summary: dict[str, float]) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 
+from orchestrator.configs import trial_config
 from orchestrator.tracking import STATUS_TAG, TrialRun, find_trial_run, numeric_metrics, run_state
-from orchestrator.trainable import SweepContext, flatten
-from trainables.config import TrialConfig
+from orchestrator.trainable import SweepContext
+from trainables import keys
 
 
 def trial_status(result) -> str:
@@ -40,7 +41,7 @@ def reconcile(client, context: SweepContext, results) -> dict[str, int]:
         metrics = result.metrics or {}
         trial_id = metrics.get("trial_id") or result.path.rsplit("_", 2)[-2]
         run = find_trial_run(client, context.experiment_id, context.parent_run_id, trial_id)
-        if run is None or metrics.get("tracking/unsynced", 0):
+        if run is None or metrics.get(keys.UNSYNCED, 0):
             counts["unsynced"] = counts.get("unsynced", 0) + 1
         if run is not None and run.info.status == "RUNNING":
             client.set_tag(run.info.run_id, STATUS_TAG, status)
@@ -59,13 +60,13 @@ def sync(context: SweepContext, results) -> int:
         if frame is None or frame.empty:
             continue
         trial_id = str(frame["trial_id"].iloc[-1])
-        config = TrialConfig.from_dict(flatten(result.config)).to_dict()
+        config = trial_config(result.config).to_dict()
         run = TrialRun(context.tracking_uri, context.experiment_id, context.parent_run_id, trial_id,
                        trial_id, config)
         run.open()
         if run.run_id is None:
             raise RuntimeError(f"cannot reach {context.tracking_uri}: {run.error}")
-        logged = {int(m.step) for m in client.get_metric_history(run.run_id, "val/acc")}
+        logged = {int(m.step) for m in client.get_metric_history(run.run_id, keys.VAL_ACC)}
         for row in frame.to_dict("records"):
             if int(row.get("epoch", 0)) in logged:
                 continue

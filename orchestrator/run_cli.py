@@ -17,8 +17,7 @@ import sys
 
 from orchestrator.cli import parse_args
 from orchestrator.spec import NAME_RE, SpecError, load_spec
-from orchestrator.tracking import CLIENT_ENV, LocalServer, TrackingError, bound_client_retries, check_reachable, \
-    driftlab_home
+from orchestrator.tracking import CLIENT_ENV, LocalServer, TrackingError, bound_client_retries, check_reachable
 
 PASS_ENV = ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DRIFTLAB_HOME")
 
@@ -84,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             check_reachable(args.tracking_uri)
         except TrackingError as err:
             return _fail(str(err))
-    storage = args.storage or os.environ.get("DRIFTLAB_STORAGE") or str(driftlab_home() / "runs")
     from orchestrator.session import run_session
+    from orchestrator.storage import storage_root
+
+    storage = storage_root(args.storage)
 
     server = None
     try:

@@ -5,7 +5,9 @@ optional `variants:` crossed with the grid (e.g. `{method: ft, gta_lambda: 0.5}`
 plain methods), or an Optuna `search:`; plus `scheduler`, `resources`, `max_concurrent`,
 `max_failures` and an `analysis:` section. Everything is checked before Ray starts: every
 expanded trial config is validated by the trial's own dataclass, and a search objective must
-be a metric the trial reports. Errors are `SpecError`: one line naming the field.
+be a metric the trial reports. Wherever a spec names a metric (objectives, scheduler, analysis)
+a short form is accepted (`retention`: the first zero-shot task's retention; `zeroshot_acc`)
+and resolved to its key here. Errors are `SpecError`: one line naming the field.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 
 import yaml
 
+from analysis.options import AnalysisOptions, options_from_spec
 from trainables.config import ConfigError, TrialConfig
+from trainables.keys import resolve, task_segment
 
 SWEEPS_DIR = Path(__file__).parent / "sweeps"
 TOP_KEYS = ("name", "description", "trial", "grid", "variants", "search", "scheduler", "resources",
@@ -55,7 +59,7 @@ class Spec:
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0})
     max_concurrent: int = 0  # 0 = as many as resources allow
     max_failures: int = 2
-    analysis: dict[str, Any] = field(default_factory=dict)
+    analysis: AnalysisOptions = field(default_factory=AnalysisOptions)
     source: str = ""
 
     def configs(self) -> list[dict[str, Any]]:
@@ -66,6 +70,14 @@ class Spec:
             for variant in self.variants or [{}]:
                 out.append({**self.trial, **dict(zip(keys, values)), **variant})
         return out
+
+    def points(self) -> list[dict[str, Any]]:
+        """What validation checks: every grid config, or the corners of a search space (low/high, each choice)."""
+        return _sample_points(self.search, self.trial) if self.search else self.configs()
+
+    def trial_configs(self) -> list[TrialConfig]:
+        """`points()` as validated trial configs (defaults applied)."""
+        return [TrialConfig.from_dict(point) for point in self.points()]
 
 
 def _need(ok: bool, field_name: str, accepted: str) -> None:
@@ -121,8 +133,8 @@ def _search(raw: Any) -> Search:
     return Search(space=space, num_samples=num, objectives=dict(objectives), seed=int(raw.get("seed", 0)))
 
 
-def _sample_points(search: Search) -> list[dict]:
-    """The corners of the search space (low/high, every choice) for validating before launch."""
+def _sample_points(search: Search, trial: dict) -> list[dict]:
+    """The corners of the search space (low/high, every choice) over the fixed trial settings."""
     points = [{}, {}]
     for key, dist in search.space.items():
         kind, args = next(iter(dist.items()))
@@ -130,16 +142,26 @@ def _sample_points(search: Search) -> list[dict]:
         points[0][key], points[1][key] = lo, hi
         if kind == "choice":
             points += [{key: value} for value in args]
-    return points
+    return [{**trial, **point} for point in points]
 
 
-def check_metric(metric: str, config: TrialConfig, field_name: str) -> None:
-    """A metric name the trial under `config` will actually report, or SpecError."""
+def metric_key(name: str, config: TrialConfig, field_name: str) -> str:
+    """The key a spec's metric name stands for under `config` (short forms resolved), or SpecError."""
+    try:
+        return resolve(name, [task_segment(t) for t in config.zero_shot])
+    except ValueError as err:
+        raise SpecError(f"{field_name}: {err}") from None
+
+
+def reported_key(name: str, config: TrialConfig, field_name: str) -> str:
+    """`metric_key`, checked to be a metric the trial under `config` actually reports."""
     from trainables.evaluate import reported_metric
 
-    _need(reported_metric(metric, config), field_name,
-          f"{metric!r} is not a metric this trial reports (e.g. val/acc, test/acc, train/loss, "
-          "attn/entropy/mean, attn/delta_entropy_pct, repr/cka/mean, zeroshot/<task>/retention)")
+    key = metric_key(name, config, field_name)
+    _need(reported_metric(key, config), field_name,
+          f"{name!r} is not a metric this trial reports (e.g. val/acc, test/acc, train/loss, attn/entropy/mean, "
+          "attn/delta_entropy_pct, repr/cka/mean, zeroshot/<task>/retention, or retention for the first task's)")
+    return key
 
 
 def parse_spec(raw: Any, source: str = "") -> Spec:
@@ -191,22 +213,25 @@ def _resources_and_limits(spec: Spec, raw: dict) -> None:
     analysis = raw.get("analysis") or {}
     _need(isinstance(analysis, dict), "analysis", "must be a mapping (families, metrics, alpha, pareto)")
     try:
-        from analysis.options import options_from_spec
-        options_from_spec(analysis)
+        spec.analysis = options_from_spec(analysis)
     except ValueError as err:
         raise SpecError(str(err)) from None
-    spec.analysis = analysis
 
 
 def _validate_trials(spec: Spec) -> None:
+    configs = [_check_config(point, "search.space" if spec.search else _where(spec, point))
+               for point in spec.points()]
+    first = configs[0]  # whose zero-shot tasks short forms name
     if spec.search:
-        configs = [_check_config({**spec.trial, **point}, "search.space") for point in _sample_points(spec.search)]
-        for metric in spec.search.objectives:
-            check_metric(metric, configs[0], f"search.objectives.{metric}")
-    else:
-        configs = [_check_config(values, _where(spec, values)) for values in spec.configs()]
+        spec.search.objectives = {reported_key(metric, first, f"search.objectives.{metric}"): mode
+                                  for metric, mode in spec.search.objectives.items()}
     if spec.scheduler:
-        check_metric(spec.scheduler["metric"], configs[0], "scheduler.metric")
+        spec.scheduler["metric"] = reported_key(spec.scheduler["metric"], first, "scheduler.metric")
+    opts = spec.analysis
+    if opts.metrics:
+        opts.metrics = [metric_key(m, first, "analysis.metrics") for m in opts.metrics]
+    if opts.pareto:
+        opts.pareto = {metric_key(m, first, "analysis.pareto"): sense for m, sense in opts.pareto.items()}
 
 
 def _where(spec: Spec, values: dict) -> str:

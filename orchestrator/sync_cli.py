@@ -7,11 +7,10 @@ MLflow are logged from Tune's own record; steps already present are skipped.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from orchestrator.cli import parse_args
-from orchestrator.tracking import LocalServer, TrackingError, bound_client_retries, check_reachable, driftlab_home
+from orchestrator.tracking import LocalServer, TrackingError, bound_client_retries, check_reachable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,10 +25,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from orchestrator.parent import find_parent
     from orchestrator.reconcile import sync
+    from orchestrator.storage import experiment_path, storage_root
     from orchestrator.trainable import SweepContext, run_driftlab_trial
 
-    storage = args.storage or os.environ.get("DRIFTLAB_STORAGE") or str(driftlab_home() / "runs")
-    path = f"{storage.rstrip('/')}/{args.name}"
+    storage = storage_root(args.storage)
+    path = experiment_path(storage, args.name)
     if not tune.Tuner.can_restore(path):
         print(f"driftlab: name: no sweep {args.name!r} under {storage}", file=sys.stderr)
         return 2

@@ -27,6 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from trainables.keys import KIND_TAG, PARENT_TAG, STATUS_TAG, TRIAL_TAG  # noqa: F401 - re-exported
+
 # MLflow's defaults retry a dead server for minutes per call; a sweep must not hang on it.
 CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
@@ -34,7 +36,6 @@ CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # stdout belongs to driftlab's own output
 }
-TRIAL_TAG, KIND_TAG, STATUS_TAG = "driftlab.trial_id", "driftlab.kind", "driftlab.status"
 
 
 class TrackingError(RuntimeError):
@@ -180,7 +181,7 @@ class TrialRun:
         found = find_trial_run(self.client, self.experiment_id, self.parent_run_id, self.trial_id)
         if found is None:
             run = self.client.create_run(self.experiment_id, run_name=self.name, tags={
-                "mlflow.parentRunId": self.parent_run_id, KIND_TAG: "trial", TRIAL_TAG: self.trial_id,
+                PARENT_TAG: self.parent_run_id, KIND_TAG: "trial", TRIAL_TAG: self.trial_id,
                 "driftlab.config_hash": config_hash(self.config), STATUS_TAG: "running", "driftlab.attempts": "1",
                 **tags})
             self.run_id = run.info.run_id
@@ -223,7 +224,7 @@ class TrialRun:
 def find_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str):
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and tags.`{PARENT_TAG}` = '{parent_run_id}'",
         max_results=5)
     return runs[0] if runs else None
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import ray
 from ray import tune
 
+from orchestrator.configs import trial_config
 from orchestrator.tracking import TrialRun
-from trainables.config import TrialConfig
+from trainables import keys
 from trainables.trial import Trial
 
 
@@ -26,27 +27,19 @@ class SweepContext:
     parent_run_id: str
 
 
-def flatten(config: dict) -> dict:
-    """A Tune config -> a flat trial config (a grid `variant` is merged in)."""
-    flat = {k: v for k, v in config.items() if k != "variant"}
-    flat.update(config.get("variant") or {})
-    return flat
-
-
 def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
-    trial_config = TrialConfig.from_dict(flatten(config))  # specs are validated before launch
+    cfg = trial_config(config)  # specs are validated before launch
     ctx = tune.get_context()
     # Params are the full config, defaults included, so a run alone says how to reproduce it.
     run = TrialRun(sweep.tracking_uri, sweep.experiment_id, sweep.parent_run_id, ctx.get_trial_id(),
-                   ctx.get_trial_name(), trial_config.to_dict())
+                   ctx.get_trial_name(), cfg.to_dict())
     run.open({"driftlab.node_id": ray.get_runtime_context().get_node_id()})
     if run.completed_metrics is not None:
-        tune.report({**run.completed_metrics, "epoch": trial_config.epochs, "status": "completed",
-                     "tracking/unsynced": 0})
+        tune.report({**run.completed_metrics, "epoch": cfg.epochs, "status": "completed", keys.UNSYNCED: 0})
         return
     status, seen = "failed", set()
     try:
-        trial = Trial(trial_config)
+        trial = Trial(cfg)
 
         def report(metrics: dict, checkpoint_dir: str | None) -> None:
             run.log(metrics)
@@ -55,7 +48,7 @@ def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
             if metrics.get("status") == "diverged":
                 # Searchers and schedulers look up their metric in the last result: give it, as NaN.
                 out.update({k: math.nan for k in seen if k not in out})
-            out["tracking/unsynced"] = run.unsynced
+            out[keys.UNSYNCED] = run.unsynced
             checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
             tune.report(out, checkpoint=checkpoint)
 

@@ -152,3 +152,41 @@ def test_unknown_spec_key_inside_search_space(tmp_path, capsys):
     path.write_text(text)
     assert driftlab(["validate", str(path)]) == 2
     assert capsys.readouterr().err.startswith("driftlab: search.space.lrr:")
+
+
+def test_metric_short_forms_resolve_to_the_first_zero_shot_task():
+    from orchestrator.spec import parse_spec
+
+    spec = parse_spec({"name": "s", "trial": {"zero_shot": ["embedded/colour"]},
+                       "search": {"space": {"lr": {"loguniform": [1e-4, 1e-2]}}, "num_samples": 2,
+                                  "objectives": {"val/acc": "max", "retention": "max"}},
+                       "scheduler": {"metric": "zeroshot_acc"},
+                       "analysis": {"metrics": ["retention", "val/acc"],
+                                    "pareto": {"val/acc": "max", "retention": "max"}}})
+    assert spec.search.objectives == {"val/acc": "max", "zeroshot/embedded_colour/retention": "max"}
+    assert spec.scheduler["metric"] == "zeroshot/embedded_colour/acc"
+    assert spec.analysis.metrics == ["zeroshot/embedded_colour/retention", "val/acc"]
+    assert spec.analysis.pareto == {"val/acc": "max", "zeroshot/embedded_colour/retention": "max"}
+
+
+def test_a_short_form_without_a_zero_shot_task_is_one_line(tmp_path, capsys):
+    path = _spec(tmp_path, trial={"zero_shot": []}, scheduler={"metric": "retention"})
+    assert driftlab(["validate", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("driftlab: scheduler.metric: 'retention'") and len(err.splitlines()) == 1, err
+
+
+def test_asha_max_t_covers_the_longest_trial_of_the_grid():
+    from orchestrator.spec import parse_spec
+    from orchestrator.sweep import tune_config
+
+    # epochs only in the grid (the trial section has none): the longest trial makes 6 + 1 reports.
+    grid = parse_spec({"name": "g", "grid": {"epochs": [2, 6], "method": ["ft"]}, "scheduler": {"metric": "val/acc"}})
+    assert tune_config(grid).scheduler._max_t == 7
+    variants = parse_spec({"name": "v", "trial": {"epochs": 2}, "variants": [{"method": "ft"}, {"epochs": 5}],
+                           "scheduler": {"metric": "val/acc"}})
+    assert tune_config(variants).scheduler._max_t == 6
+    search = parse_spec({"name": "s", "search": {"space": {"epochs": {"int": [1, 3]}}, "num_samples": 2,
+                                                 "objectives": {"val/acc": "max"}},
+                         "scheduler": {"metric": "val/acc"}})
+    assert tune_config(search).scheduler._max_t == 4

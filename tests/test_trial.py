@@ -11,7 +11,9 @@ import sys
 import pytest
 
 from orchestrator.cli import main as driftlab
+from trainables import keys
 from trainables.config import ConfigError, TrialConfig
+from trainables.evaluate import reported_metric
 from trainables.methods import METHODS
 from trainables.trial import Trial, run_trial
 
@@ -49,7 +51,12 @@ def test_resume_from_a_checkpoint_continues_exactly(tiny_clip_dir, tmp_path):
 
 
 def test_non_finite_loss_ends_the_trial_as_diverged(tiny_clip_dir):
-    reports = collect(dict(model=tiny_clip_dir, epochs=3, fault="nan", probe_size=16, zeroshot_size=60))
+    trial = Trial(TrialConfig.from_dict(dict(model=tiny_clip_dir, epochs=3, probe_size=16, zeroshot_size=60)))
+    for phase in trial.phases:  # the fault comes from outside: a phase loss that turns NaN
+        task_loss = phase.loss
+        phase.loss = lambda model, x, y, task_loss=task_loss: (task_loss(model, x, y)[0] * math.nan, {})
+    reports = []
+    trial.run(lambda metrics, _ckpt: reports.append(dict(metrics)))
     assert reports[-1]["status"] == "diverged" and reports[-1]["epoch"] == 1
     assert math.isnan(reports[-1]["train/loss"])
 
@@ -67,6 +74,11 @@ def test_epoch_zero_is_the_pretrained_model_and_every_metric_is_reported(tiny_cl
         assert f"attn/entropy/layer_{i}" in last and f"attn/box_alignment/layer_{i}" in last
     assert 0 <= last["attn/mass95/mean"] <= 1 and 0 < last["attn/box_alignment/mean"] <= 1
     assert "test/acc" in last and last["status"] == "completed"
+    # Every metric is a key of the one grammar, and validation knows the trial reports it.
+    config = TrialConfig.from_dict(dict(model=tiny_clip_dir, epochs=1, probe_size=24, zeroshot_size=120))
+    metrics = [k for k in last if "/" in k]
+    assert all(keys.parse(k) is not None for k in metrics)
+    assert [k for k in metrics if not reported_metric(k, config)] == [keys.TRIAL_S]  # only at the end
 
 
 def test_artifacts_are_written(tiny_clip_dir, tmp_path):
@@ -123,6 +135,13 @@ def test_bad_input_is_one_line_and_exit_2(argv, field, capsys):
     if field:
         assert err.startswith(f"driftlab: {field}:") and len(err.splitlines()) == 1, err
     assert "Traceback" not in err
+
+
+def test_a_gta_layer_past_the_models_is_one_clear_error(capsys):
+    # The layer count is the checkpoint's, so this is found once the model is loaded, before training.
+    assert driftlab(["trial", "--gta-lambda", "0.1", "--gta-layers", "7", "--epochs", "1", "--zero-shot", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("driftlab: gta_layers: [7] out of range; the image tower has")
 
 
 def test_unknown_config_key_suggests_the_right_one():
