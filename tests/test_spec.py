@@ -21,7 +21,7 @@ def test_ready_specs_and_cluster_file_validate(capsys):
     assert {p.stem for p in specs} >= {"demo", "matched_lr", "gta_lambda", "optuna_pareto"}
     assert driftlab(["validate", *map(str, specs), str(ROOT / "cluster.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "valid Ray cluster config" in out and "'demo': 60 trials" in out
+    assert "valid Ray cluster config" in out and "'demo': 27 trials" in out
 
 
 def test_ready_specs_start_with_purpose_command_and_cost():
