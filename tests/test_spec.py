@@ -34,14 +34,19 @@ def test_demo_matches_the_documented_design():
     spec = load_spec("demo")
     configs = spec.configs()
     methods = {(c["method"], c.get("gta_lambda", 0)) for c in configs}
-    assert methods == {("ft", 0), ("lora", 0), ("lpft", 0), ("adapter", 0), ("ft", 0.5)}
-    assert len({c["dataset"] for c in configs}) >= 2 and len({c["lr"] for c in configs}) >= 2
+    assert methods == {("ft", 0), ("lora", 0), ("lp", 0), ("ft", 0.1), ("ft", 0.3)}
+    assert {c["dataset"] for c in configs} == {"embedded/shade"}
+    # The matched-learning-rate design: ft and lora at the same >= 3 rates spanning >= 1 decade, 3 seeds each.
+    lrs = {m: {c["lr"] for c in configs if c["method"] == m and not c.get("gta_lambda")} for m in ("ft", "lora")}
+    assert lrs["ft"] == lrs["lora"] and len(lrs["ft"]) >= 3 and max(lrs["ft"]) / min(lrs["ft"]) >= 10
     assert {c["seed"] for c in configs} == {0, 1, 2}
+    # GTA at the top rate.
+    assert {c["lr"] for c in configs if c.get("gta_lambda")} == {max(lrs["ft"])}
 
 
 def test_grid_expands_cartesian_times_variants():
     spec = load_spec(None)
-    assert len(spec.configs()) == 2 * 2 * 3 * 5
+    assert len(spec.configs()) == 3 * 9  # seeds x variants
 
 
 def _spec(tmp_path, **changes) -> str:
