@@ -17,7 +17,8 @@ from trainables.evaluate import reported_metric
 from trainables.methods import METHODS
 from trainables.trial import Trial, run_trial
 
-CHANCE_SHAPE = 100 / 6
+CHANCE_SHADE = 100 / 4  # the default task
+CHANCE_SIZE = 100 / 3
 
 
 def collect(config: dict, checkpoint_dir=None, keep_checkpoints=None):
@@ -95,15 +96,18 @@ def test_artifacts_are_written(tiny_clip_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,extra", [(m, []) for m in sorted(METHODS)] + [("ft", ["--gta-lambda", "0.1"])])
+# The default task (shade) is built so that a linear probe on the pretrained embedding barely beats
+# chance; the probe's check runs on size, which the pretrained embedding carries.
+@pytest.mark.parametrize("method,extra", [(m, ["--dataset", "embedded/size"] if m == "lp" else [])
+                                          for m in sorted(METHODS)] + [("ft", ["--gta-lambda", "0.1"])])
 def test_cli_json_on_the_embedded_world_learns(method, extra, capsys):
     code = driftlab(["trial", "--method", method, *extra, "--json"])
     out = capsys.readouterr().out
     assert code == 0
     metrics = json.loads(out)
     assert metrics["status"] == "completed" and metrics["epoch"] == 4
-    assert metrics["val/acc"] > 2 * CHANCE_SHAPE, metrics["val/acc"]
-    if extra:
+    assert metrics["val/acc"] > 2 * CHANCE_SHADE, metrics["val/acc"]
+    if "--gta-lambda" in extra:
         assert metrics["train/gta_penalty"] > 0
 
 
@@ -159,11 +163,12 @@ def test_console_script_prints_parseable_json_on_stdout(tiny_clip_dir):
 
 
 def test_zero_shot_head_initialisation_starts_at_clip_zero_shot_accuracy():
-    random_head = collect(dict(epochs=1, data_fraction=0.25, zeroshot_size=60, probe_size=8))[0]
-    zero_shot_head = collect(dict(epochs=1, data_fraction=0.25, zeroshot_size=60, probe_size=8,
-                                  head_init="zeroshot"))[0]
-    # The embedded CLIP names shapes zero-shot far above chance; a random head starts near chance.
-    assert zero_shot_head["val/acc"] > 2 * CHANCE_SHAPE > random_head["val/acc"] - 10
+    # On size, which the pretrained model reads zero-shot (the default task it reads at chance by design).
+    config = dict(dataset="embedded/size", epochs=1, data_fraction=0.25, zeroshot_size=60, probe_size=8)
+    random_head = collect(config)[0]
+    zero_shot_head = collect({**config, "head_init": "zeroshot"})[0]
+    # The embedded CLIP names sizes zero-shot far above chance; a random head starts near chance.
+    assert zero_shot_head["val/acc"] > 2 * CHANCE_SIZE > random_head["val/acc"] - 10
 
 
 def test_a_non_clip_checkpoint_is_one_clear_error(tmp_path, capsys):

@@ -184,7 +184,8 @@ class Evaluator:
         for name, (classifier, split) in self.zero_shot.items():
             acc, base = self._zero_shot_acc(model, classifier, split), self.baseline_zs[name]
             out[keys.zeroshot_acc(name)] = acc
-            out[keys.retention(name)] = 100.0 * acc / base if base else math.nan
+            # acc / base first: an unchanged accuracy gives exactly 100.
+            out[keys.retention(name)] = 100.0 * (acc / base) if base else math.nan
         return out
 
     def _attention_keys(self, reading: Reading) -> dict[str, float]:
