@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from orchestrator.cli import main as driftlab
 import torch
 
+from orchestrator.cli import main as driftlab
 from trainables import world
 from trainables.models import EMBEDDED_DIR, load_clip
 from trainables.pretrain_world import zero_shot_accuracies
