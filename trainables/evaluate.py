@@ -184,15 +184,18 @@ class Evaluator:
         return self._percent_correct(model, split)
 
     # ---- per epoch --------------------------------------------------------------------------
-    def run(self, model, epoch: int) -> dict[str, float]:
-        """val/acc every epoch; attention, representation and zero-shot metrics every `eval_every` epochs."""
+    def run(self, model, epoch: int, tower_moved: bool = True) -> dict[str, float]:
+        """val/acc every epoch; attention, representation and zero-shot metrics every `eval_every` epochs.
+
+        `tower_moved=False` (epoch 0; a linear probe's phase) says the image tower still has its
+        pretrained weights, so the pretrained attention and zero-shot readings are reused, not re-measured."""
         if self.baseline is None:
             raise RuntimeError("Evaluator.run: call measure_baseline(model) on the pretrained model first")
         model.eval()
         out = {keys.VAL_ACC: self.accuracy(model, self.task.val)}
         if epoch % self.config.eval_every and epoch != self.config.epochs:
             return out
-        self.latest = self._attention(model)
+        self.latest = self._attention(model) if tower_moved else self.baseline
         out.update(self._attention_keys(self.latest))
         cka = [M.linear_cka(a, b) for a, b in zip(self.latest.cls, self.baseline.cls)]
         out.update({keys.cka(i): v for i, v in enumerate(cka)})
@@ -200,7 +203,8 @@ class Evaluator:
         out[keys.EMBEDDING_DRIFT] = M.embedding_drift(self.baseline.embedding, self.latest.embedding)
         out[keys.WEIGHT_DRIFT] = self.weight_drift(model)
         for name, (classifier, split) in self.zero_shot.items():
-            acc, base = self._zero_shot_acc(model, classifier, split), self.baseline_zs[name]
+            base = self.baseline_zs[name]
+            acc = self._zero_shot_acc(model, classifier, split) if tower_moved else base
             out[keys.zeroshot_acc(name)] = acc
             # acc / base first: an unchanged accuracy gives exactly 100.
             out[keys.retention(name)] = 100.0 * (acc / base) if base else math.nan

@@ -192,7 +192,7 @@ class Trial:
             state = self._load(Path(checkpoint_dir))
             done_epochs = state["epoch"]
         else:
-            metrics = {"epoch": 0, "status": "running", **self.evaluator.run(self.model, 0)}
+            metrics = {"epoch": 0, "status": "running", **self.evaluator.run(self.model, 0, tower_moved=False)}
             report(metrics, None)
         epoch_offset, last = 0, {}
         for index, phase in enumerate(self.phases):
@@ -212,8 +212,9 @@ class Trial:
                     last = {"epoch": epoch, "status": "diverged", "phase": phase.name, **train}
                     report(last, None)
                     return last
+                moved = any(p.tunes_tower for p in self.phases[:index + 1])
                 last = {"epoch": epoch, "status": "running", "phase": phase.name, **train,
-                        keys.TRAIN_S: train_s, **self.evaluator.run(self.model, epoch)}
+                        keys.TRAIN_S: train_s, **self.evaluator.run(self.model, epoch, tower_moved=moved)}
                 is_best = self.best.offer(epoch, last, self.trained)
                 if epoch == cfg.epochs:
                     last.update(self.evaluator.test_accuracy(self.model))
