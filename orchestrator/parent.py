@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from orchestrator.spec import Spec
-from orchestrator.tracking import KIND_TAG, STATUS_TAG
+from orchestrator.tracking import KIND_TAG, STATUS_TAG, run_state
 
 PACKAGES = ("driftlab", "torch", "ray", "transformers", "peft", "mlflow", "optuna", "datasets", "numpy", "scipy")
 
@@ -73,7 +73,12 @@ def find_parent(client, name: str) -> tuple[str, str]:
 
 
 def close_parent(client, parent_run_id: str, status: str, summary: dict[str, float]) -> None:
-    for key, value in summary.items():
-        client.log_metric(parent_run_id, key, value)
+    """End the parent run: completed -> FINISHED, interrupted -> KILLED, failed -> FAILED (tagged likewise)."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(parent_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in summary.items()])
     client.set_tag(parent_run_id, STATUS_TAG, status)
-    client.set_terminated(parent_run_id, "FINISHED" if status == "completed" else "FAILED")
+    client.set_terminated(parent_run_id, run_state(status))

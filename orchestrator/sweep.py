@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ray import tune
 
+from orchestrator import signals
 from orchestrator.spec import Spec
 from orchestrator.trainable import SweepContext, flatten, run_driftlab_trial
 
@@ -73,7 +74,8 @@ def tune_config(spec: Spec) -> tune.TuneConfig:
         epochs = int(spec.trial.get("epochs", 4))
         scheduler = ASHAScheduler(metric=spec.scheduler["metric"], mode=spec.scheduler["mode"],
                                   time_attr="training_iteration", max_t=epochs + 1,
-                                  grace_period=int(spec.scheduler["grace_period"]),
+                                  # --smoke shortens trials after validation: keep grace within max_t.
+                                  grace_period=min(int(spec.scheduler["grace_period"]), epochs + 1),
                                   reduction_factor=float(spec.scheduler["reduction_factor"]))
     return tune.TuneConfig(num_samples=spec.search.num_samples if spec.search else 1, search_alg=search_alg,
                            scheduler=scheduler, reuse_actors=True,
@@ -128,7 +130,8 @@ def run_sweep(spec: Spec, storage: str, context: SweepContext, resume: bool) -> 
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
         tuner = tune.Tuner(trainable, param_space=param_space(spec), tune_config=tune_config(spec),
                            run_config=run_config)
-    results = tuner.fit()
+    with signals.tune_running():  # a first SIGINT/SIGTERM asks Tune to save its state and stop
+        results = tuner.fit()
     return SweepOutcome(results=results, wall_s=time.time() - started, resumed=resume)
 
 

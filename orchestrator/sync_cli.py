@@ -1,7 +1,8 @@
-"""`driftlab sync NAME [--tracking-uri URI] [--storage PATH]`: replay a sweep's Tune results into MLflow.
+"""`driftlab sync NAME [--tracking-uri URI] [--storage PATH]`: replay a sweep's Tune record into MLflow.
 
-For sweeps whose tracking server went away mid-run: per-epoch metrics that never reached
-MLflow are logged from Tune's own record; steps already present are skipped.
+For sweeps whose tracking server went away mid-run: runs, params, per-epoch metrics, final
+artifacts and run states that never reached MLflow are written from Tune's record (see
+orchestrator/sync.py); what is already there is skipped. A sweep still running is refused.
 """
 
 from __future__ import annotations
@@ -10,8 +11,15 @@ import argparse
 import os
 import sys
 
+from orchestrator import signals
 from orchestrator.cli import parse_args
+from orchestrator.lock import SweepLock, SweepLocked
 from orchestrator.tracking import LocalServer, TrackingError, bound_client_retries, check_reachable, driftlab_home
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"driftlab: {message}", file=sys.stderr)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,33 +32,60 @@ def main(argv: list[str] | None = None) -> int:
         return code
     from ray import tune
 
-    from orchestrator.parent import find_parent
-    from orchestrator.reconcile import sync
-    from orchestrator.trainable import SweepContext, run_driftlab_trial
-
     storage = args.storage or os.environ.get("DRIFTLAB_STORAGE") or str(driftlab_home() / "runs")
     path = f"{storage.rstrip('/')}/{args.name}"
     if not tune.Tuner.can_restore(path):
-        print(f"driftlab: name: no sweep {args.name!r} under {storage}", file=sys.stderr)
-        return 2
+        return _fail(f"name: no sweep {args.name!r} under {storage}")
+    try:
+        lock = SweepLock(storage, args.name).acquire()
+    except SweepLocked as err:
+        return _fail(str(err))
     bound_client_retries()
+    signals.install(fresh=True)
     server = None
     try:
         uri = args.tracking_uri
         if uri:
             check_reachable(uri)
         else:
-            server = LocalServer().start()
+            server = LocalServer()
+            server.start()
             uri = server.uri
-        from mlflow import MlflowClient
-        experiment_id, parent = find_parent(MlflowClient(uri), args.name)
-        results = tune.Tuner.restore(path, trainable=run_driftlab_trial).get_results()
-        written = sync(SweepContext(uri, experiment_id, parent), results)
-        print(f"driftlab: synced {len(results)} trials of {args.name!r}: {written} metric values written")
-        return 0
+        return _sync(args.name, path, uri)
     except TrackingError as err:
-        print(f"driftlab: {err}", file=sys.stderr)
-        return 2
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        return _fail(f"interrupted ({signals.name()}); run `driftlab sync {args.name}` again to finish",
+                     signals.exit_code() or 130)
     finally:
         if server is not None:
             server.stop()
+        lock.release()
+
+
+def _sync(name: str, path: str, uri: str) -> int:
+    from mlflow import MlflowClient
+    from ray import tune
+
+    from orchestrator.parent import close_parent, find_parent
+    from orchestrator.reconcile import sweep_status
+    from orchestrator.sync import sync
+    from orchestrator.trainable import SweepContext, run_driftlab_trial
+
+    client = MlflowClient(uri)
+    try:
+        experiment_id, parent = find_parent(client, name)
+    except LookupError:
+        return _fail(f"name: MLflow at {uri} has no parent run of sweep {name!r} (was it tracked by another "
+                     "server? pass that one with --tracking-uri)")
+    results = tune.Tuner.restore(path, trainable=run_driftlab_trial).get_results()
+    done = sync(client, SweepContext(uri, experiment_id, parent), results)
+    state = "unchanged"
+    if client.get_run(parent).info.status == "RUNNING":
+        state = sweep_status(done.counts, signalled=False) if not done.counts.get("interrupted") else "interrupted"
+        close_parent(client, parent, state, {"sweep/trials": float(len(results)),
+                                             **{f"sweep/{k}": float(v) for k, v in done.counts.items()}})
+    print(f"driftlab: synced {len(results)} trials of {name!r}: {done.runs_created} runs created, "
+          f"{done.params} params, {done.metric_values} metric values written, {done.artifact_files} artifact "
+          f"files uploaded; parent run {state}")
+    return 0
