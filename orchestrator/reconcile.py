@@ -16,13 +16,27 @@ from orchestrator.tracking import STATUS_TAG, find_trial_run, run_state
 from orchestrator.trainable import SweepContext
 
 
-def tune_trials(results) -> list[tuple]:
-    """(result, Tune trial) pairs; `trial.status` is TERMINATED, ERROR, RUNNING, PENDING or PAUSED.
+def outcomes(results, saved: dict[str, str] | None = None) -> list[tuple]:
+    """(result, Tune trial, outcome) per trial.
 
-    A ResultGrid does not expose the status publicly; it is built from these trials, in this order
-    (and a trial that never started has no metrics to read its id from: `trial.trial_id` has it).
+    Tune's status (TERMINATED, ERROR, PENDING, PAUSED, RUNNING) is not public on a ResultGrid; it
+    is built from these trials, in this order. After an interrupted fit, Tune has marked every
+    trial it stopped TERMINATED in memory: `saved` (statuses from its saved state) tells which had
+    really ended.
     """
-    return list(zip(results, results._experiment_analysis.trials))
+    trials = results._experiment_analysis.trials
+    return [(result, trial, trial_status(result, (saved or {}).get(trial.trial_id, trial.status)))
+            for result, trial in zip(results, trials)]
+
+
+def saved_states(experiment_path: str) -> dict[str, str] | None:
+    """Trial statuses as Tune saved them last (unfinished trials are saved as PENDING); None if unreadable."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        return {t.trial_id: t.status for t in ExperimentAnalysis(experiment_path).trials}
+    except Exception:  # no state saved (e.g. storage not writable): fall back to what Tune holds in memory
+        return None
 
 
 def trial_status(result, state: str) -> str:
@@ -34,11 +48,14 @@ def trial_status(result, state: str) -> str:
     return "stopped" if state == "TERMINATED" else "interrupted"
 
 
-def tune_counts(results) -> dict[str, int]:
+def has_results(result) -> bool:
+    return bool(set(result.metrics or {}) - {"trial_id"})
+
+
+def tune_counts(trials: list[tuple]) -> dict[str, int]:
     """Trials per outcome from Tune's record alone (when MLflow cannot be asked)."""
     counts: dict[str, int] = {}
-    for result, trial in tune_trials(results):
-        status = trial_status(result, trial.status)
+    for _, _, status in trials:
         counts[status] = counts.get(status, 0) + 1
     return counts
 
@@ -50,14 +67,12 @@ def sweep_status(counts: dict[str, int], signalled: bool) -> str:
     return "failed" if counts.get("failed") or counts.get("interrupted") else "completed"
 
 
-def reconcile(client, context: SweepContext, results) -> dict[str, int]:
-    """Set each trial's MLflow run to its Tune outcome; returns counts per status and unsynced trials."""
-    counts = tune_counts(results)
-    for result, trial in tune_trials(results):
-        status = trial_status(result, trial.status)
-        metrics = result.metrics or {}
+def reconcile(client, context: SweepContext, trials: list[tuple]) -> dict[str, int]:
+    """Set each trial's MLflow run to its outcome; returns counts per outcome and unsynced trials."""
+    counts = tune_counts(trials)
+    for result, trial, status in trials:
         run = find_trial_run(client, context.experiment_id, context.parent_run_id, trial.trial_id)
-        if (run is None and metrics) or metrics.get("tracking/unsynced", 0):
+        if (run is None and has_results(result)) or (result.metrics or {}).get("tracking/unsynced", 0):
             counts["unsynced"] = counts.get("unsynced", 0) + 1
         if run is not None and run.info.status == "RUNNING":
             client.set_tag(run.info.run_id, STATUS_TAG, status)

@@ -103,7 +103,7 @@ def _close(client, context: SweepContext, spec: Spec, outcome, tracking_uri: str
     from orchestrator.parent import close_parent
 
     try:
-        counts = reconcile(client, context, outcome.results)
+        counts = reconcile(client, context, outcome.trials)
         status = sweep_status(counts, bool(signals.received))
         if spec.search and len(spec.search.objectives) > 1 and status == "completed":
             _save_pareto(client, context.parent_run_id, outcome.results, spec.search.objectives)
@@ -114,7 +114,7 @@ def _close(client, context: SweepContext, spec: Spec, outcome, tracking_uri: str
     except Exception as err:  # the tracking server went away: Tune's record stands, sync replays it
         print(f"driftlab: MLflow at {tracking_uri} is unreachable at the end of the sweep "
               f"({type(err).__name__}); run states will be fixed by `driftlab sync`", file=sys.stderr)
-        counts = {**tune_counts(outcome.results), "unsynced": len(outcome.results)}
+        counts = {**tune_counts(outcome.trials), "unsynced": len(outcome.results)}
         status = sweep_status(counts, bool(signals.received))
     return status, counts
 

@@ -7,6 +7,7 @@ completed ones kept). Progress is one line per finished trial on stderr.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from ray import tune
 
 from orchestrator import signals
+from orchestrator.reconcile import outcomes, saved_states
 from orchestrator.spec import Spec
 from orchestrator.trainable import SweepContext, flatten, run_driftlab_trial
 
@@ -25,6 +27,7 @@ SMOKE = {"data_fraction": 0.25, "zeroshot_size": 200, "probe_size": 16, "lp_epoc
 @dataclass
 class SweepOutcome:
     results: object  # tune.ResultGrid
+    trials: list  # (result, Tune trial, outcome) per trial: see reconcile.outcomes
     wall_s: float
     resumed: bool
 
@@ -117,6 +120,8 @@ def resources(spec: Spec) -> dict[str, float]:
 
 
 def run_sweep(spec: Spec, storage: str, context: SweepContext, resume: bool) -> SweepOutcome:
+    # Trials that never started have no results: Tune warns about each while reading them back.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     trainable = tune.with_resources(tune.with_parameters(run_driftlab_trial, sweep=context), resources(spec))
     path = str(Path(storage) / spec.name) if "://" not in storage else f"{storage.rstrip('/')}/{spec.name}"
     total = spec.search.num_samples if spec.search else len(spec.configs())
@@ -132,7 +137,9 @@ def run_sweep(spec: Spec, storage: str, context: SweepContext, resume: bool) -> 
                            run_config=run_config)
     with signals.tune_running():  # a first SIGINT/SIGTERM asks Tune to save its state and stop
         results = tuner.fit()
-    return SweepOutcome(results=results, wall_s=time.time() - started, resumed=resume)
+    saved = saved_states(results.experiment_path) if signals.received else None
+    return SweepOutcome(results=results, trials=outcomes(results, saved), wall_s=time.time() - started,
+                        resumed=resume)
 
 
 def can_resume(storage: str, name: str) -> bool:

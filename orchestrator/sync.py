@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.reconcile import trial_status, tune_trials
+from orchestrator.reconcile import has_results, outcomes
 from orchestrator.tracking import (STATUS_TAG, create_trial_run, find_trial_run, logged_steps, numeric_metrics,
                                    param_values, run_state)
 from orchestrator.trainable import ARTIFACTS_DIR, SweepContext, flatten
@@ -32,10 +32,9 @@ class Synced:
 
 def sync(client, context: SweepContext, results) -> Synced:
     done = Synced()
-    for result, trial in tune_trials(results):
-        status = trial_status(result, trial.status)
+    for result, trial, status in outcomes(results):
         done.counts[status] = done.counts.get(status, 0) + 1
-        if result.metrics_dataframe is None or result.metrics_dataframe.empty:
+        if not has_results(result) or result.metrics_dataframe is None or result.metrics_dataframe.empty:
             continue  # never started: nothing to replay
         run_id = _run_for(client, context, result, trial, done)
         _replay_metrics(client, run_id, result, done)
