@@ -25,8 +25,14 @@ def outcomes(results, saved: dict[str, str] | None = None) -> list[tuple]:
     really ended.
     """
     trials = results._experiment_analysis.trials
-    return [(result, trial, trial_status(result, (saved or {}).get(trial.trial_id, trial.status)))
-            for result, trial in zip(results, trials)]
+    return [(result, trial, trial_status(result, _ended(trial, saved))) for result, trial in zip(results, trials)]
+
+
+def _ended(trial, saved: dict[str, str] | None) -> str:
+    """The trial's status, TERMINATED only if Tune saved it so (errors are trusted from memory)."""
+    if saved is not None and trial.status == "TERMINATED" and saved.get(trial.trial_id) != "TERMINATED":
+        return "PENDING"
+    return trial.status
 
 
 def saved_states(experiment_path: str) -> dict[str, str] | None:
