@@ -14,6 +14,7 @@ from pathlib import Path
 from orchestrator.spec import Spec
 from orchestrator.tracking import KIND_TAG, STATUS_TAG, run_state
 
+SPEC_DIR = "spec"  # the parent run's artifact folder holding the spec
 PACKAGES = ("driftlab", "torch", "ray", "transformers", "peft", "mlflow", "optuna", "datasets", "numpy", "scipy")
 
 
@@ -56,9 +57,25 @@ def open_parent(client, spec: Spec, resuming: bool, trial_count: int | str) -> t
               **{f"resources.{k}": v for k, v in spec.resources.items()},
               "trials": trial_count, "max_failures": spec.max_failures, "max_concurrent": spec.max_concurrent}
     client.log_batch(parent, params=[Param(k, str(v)) for k, v in params.items()])  # one request, not ~20
-    if spec.source:
-        client.log_artifact(parent, spec.source, "spec")
     return experiment_id, parent
+
+
+def spec_copy(storage: str, name: str) -> Path | None:
+    """Where a local Tune storage keeps the sweep's spec for `driftlab sync` (None for s3://, gs://)."""
+    return None if "://" in storage else Path(storage) / f".{name}.driftlab-spec.yaml"
+
+
+def upload_spec(client, parent_run_id: str, spec: Spec, storage: str) -> bool:
+    """The spec as the parent's artifact (kept in the storage too, so sync can replay a failed upload)."""
+    copy = spec_copy(storage, spec.name)
+    if copy is not None:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(Path(spec.source).read_bytes())
+    try:
+        client.log_artifact(parent_run_id, spec.source, SPEC_DIR)
+        return True
+    except Exception:  # a server failing uploads must not stop the sweep; sync uploads it later
+        return False
 
 
 def find_parent(client, name: str) -> tuple[str, str]:

@@ -61,12 +61,20 @@ def run_session(spec: Spec, storage: str, tracking_uri: str, local_store: bool, 
     """Run (or resume) the sweep; returns the exit code. `again` is the command that resumes it."""
     from mlflow import MlflowClient
 
-    from orchestrator.parent import open_parent
+    from orchestrator.parent import open_parent, upload_spec
 
     client = MlflowClient(tracking_uri)
     resume = can_resume(storage, spec.name)
     total = spec.search.num_samples if spec.search else len(spec.configs())
-    experiment_id, parent = open_parent(client, spec, resume, total)
+    try:
+        experiment_id, parent = open_parent(client, spec, resume, total)
+    except Exception as err:  # the server broke between the health check and now
+        print(f"driftlab: MLflow at {tracking_uri} failed while opening the sweep's parent run "
+              f"({type(err).__name__}: {_first_line(err)}); nothing ran", file=sys.stderr)
+        return 1
+    if spec.source and not resume and not upload_spec(client, parent, spec, storage):
+        print(f"driftlab: could not upload the spec to the parent run; `driftlab sync {spec.name}` uploads it later",
+              file=sys.stderr)
     # A SIGKILLed driver cannot close its runs: the watchdog does (as KILLED).
     watchdog.note(tracking_uri=tracking_uri, experiment_id=experiment_id, parent_run_id=parent)
     context = SweepContext(tracking_uri, experiment_id, parent)

@@ -92,3 +92,18 @@ def _replay_artifacts(client, run_id: str, result, done: Synced) -> None:
         if set(files) - have:
             client.log_artifacts(run_id, str(artifacts))
             done.artifact_files += len(set(files) - have)
+
+
+def replay_spec(client, parent_run_id: str, copy: Path | None) -> int:
+    """Upload the spec kept in the storage when the parent run lacks it; the number of files uploaded."""
+    from orchestrator.parent import SPEC_DIR
+
+    if copy is None or not copy.exists() or client.list_artifacts(parent_run_id, SPEC_DIR):
+        return 0
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # under the spec's own file name, not the hidden copy's
+        target = Path(tmp) / copy.name.removeprefix(".").replace(".driftlab-spec", "")
+        target.write_bytes(copy.read_bytes())
+        client.log_artifact(parent_run_id, str(target), SPEC_DIR)
+    return 1

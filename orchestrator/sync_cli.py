@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             server = LocalServer()
             server.start()
             uri = server.uri
-        return _sync(args.name, path, uri)
+        return _sync(args.name, storage, path, uri)
     except TrackingError as err:
         return _fail(str(err))
     except KeyboardInterrupt:
@@ -63,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         lock.release()
 
 
-def _sync(name: str, path: str, uri: str) -> int:
+def _sync(name: str, storage: str, path: str, uri: str) -> int:
     from mlflow import MlflowClient
     from ray import tune
 
-    from orchestrator.parent import close_parent, find_parent
+    from orchestrator.parent import close_parent, find_parent, spec_copy
     from orchestrator.reconcile import sweep_status
-    from orchestrator.sync import sync
+    from orchestrator.sync import replay_spec, sync
     from orchestrator.trainable import SweepContext, run_driftlab_trial
 
     client = MlflowClient(uri)
@@ -80,6 +80,7 @@ def _sync(name: str, path: str, uri: str) -> int:
                      "server? pass that one with --tracking-uri)")
     results = tune.Tuner.restore(path, trainable=run_driftlab_trial).get_results()
     done = sync(client, SweepContext(uri, experiment_id, parent), results)
+    done.artifact_files += replay_spec(client, parent, spec_copy(storage, name))
     state = "unchanged"
     if client.get_run(parent).info.status == "RUNNING":
         state = sweep_status(done.counts, signalled=False) if not done.counts.get("interrupted") else "interrupted"

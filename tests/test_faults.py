@@ -249,6 +249,7 @@ def test_failed_uploads_count_as_unsynced_and_sync_restores_runs_params_artifact
                 os.killpg(driver.pid, signal.SIGKILL)
         assert driver.returncode == 0, err[-3000:]
         assert "4 completed" in err and "4 unsynced" in err and "driftlab sync outage" in err
+        assert "could not upload the spec to the parent run" in err
         assert any(f.startswith("PUT") for f in proxy.failed)
         assert _parent(server.uri, "outage").info.status == "RUNNING"  # could not be closed: MLflow was down
 
@@ -265,6 +266,7 @@ def test_failed_uploads_count_as_unsynced_and_sync_restores_runs_params_artifact
                 "attention_heatmaps.png", "entropy_by_layer.png", "layer_metrics.csv", "trained_parts.safetensors"}
         parent = _parent(server.uri, "outage")
         assert parent.info.status == "FINISHED" and parent.data.tags["driftlab.status"] == "completed"
+        assert [a.path for a in client.list_artifacts(parent.info.run_id, "spec")] == ["spec/outage.yaml"]
 
         again = run_driftlab("sync", "outage", "--tracking-uri", server.uri, "--storage", storage, env=env)
         assert again.returncode == 0 and "0 runs created, 0 params, 0 metric values written, 0 artifact" in again.stdout
