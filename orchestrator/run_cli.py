@@ -113,12 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         lock = SweepLock(storage, spec.name).acquire()
     except (SpecError, PreflightError, TrackingError, SweepLocked) as err:
         return _fail(str(err))
-    signals.install(fresh=True)
     watchdog.start()  # even a SIGKILL of this process must not leave the server or Ray behind
     if not args.address:
         bind_local_ray_to_loopback()
     try:
-        return _launch(args, spec, storage, again=shlex.join(["driftlab", "run", *argv]))
+        with signals.handling():
+            return _launch(args, spec, storage, again=shlex.join(["driftlab", "run", *argv]))
     finally:
         lock.release()
 

@@ -1,7 +1,8 @@
 """SIGINT, SIGTERM and SIGHUP all stop a driver the way Ctrl-C should: cleanly, and on the record.
 
-    signals.install()               # at start, and again after ray.init (Ray's C++ handler
-                                    # turns SIGTERM into a native stack dump and exit 134)
+    with signals.handling():        # for the whole command; signals.install() again after
+        ...                         # ray.init (Ray's C++ handler turns SIGTERM into a native
+                                    # stack dump and exit 134)
     with signals.tune_running():    # while Tune runs, the first signal asks it to stop
         tuner.fit()
     signals.received                # the signals seen, in order; exit code 128 + the first
@@ -26,12 +27,24 @@ _tune = False
 _shielded = False
 
 
-def install(fresh: bool = False) -> None:
-    """Route SIGINT, SIGTERM and SIGHUP here; `fresh` forgets signals of an earlier command in-process."""
+@contextlib.contextmanager
+def handling():
+    """For one command: route SIGINT, SIGTERM and SIGHUP here, then put the previous handlers back
+    (in-process callers such as tests keep their own Ctrl-C)."""
     global _shielded
-    if fresh:
-        received.clear()
-        _shielded = False
+    received.clear()
+    _shielded = False
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    install()
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def install() -> None:
+    """Route SIGINT, SIGTERM and SIGHUP to this module (again after ray.init: see the module doc)."""
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     for sig in SIGNALS:
         signal.signal(sig, _handle)
@@ -56,7 +69,6 @@ def tune_running():
         yield
     finally:
         _tune = False
-_shielded = False
 
 
 def shield() -> None:

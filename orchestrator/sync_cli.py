@@ -41,7 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     except SweepLocked as err:
         return _fail(str(err))
     bound_client_retries()
-    signals.install(fresh=True)
+    with signals.handling():
+        try:
+            return _serve_and_sync(args, storage, path)
+        finally:
+            lock.release()
+
+
+def _serve_and_sync(args, storage: str, path: str) -> int:
     server = None
     try:
         uri = args.tracking_uri
@@ -58,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"interrupted ({signals.name()}); run `driftlab sync {args.name}` again to finish",
                      signals.exit_code() or 130)
     finally:
+        signals.shield()
         if server is not None:
             server.stop()
-        lock.release()
 
 
 def _sync(name: str, storage: str, path: str, uri: str) -> int:

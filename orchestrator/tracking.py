@@ -128,7 +128,7 @@ class LocalServer:
                 with open(self.home / "server.log", "ab") as log:
                     self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env,
                                                     start_new_session=True)
-                watchdog.note(last_groups=[self.process.pid])
+                watchdog.stop_last(self.process.pid)
                 self._wait_healthy(timeout)
         except BaseException:
             self.stop()

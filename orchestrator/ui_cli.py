@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (server.home / "mlflow.db").exists():
         print(f"driftlab: no local tracking store at {server.home} yet; run `driftlab run` first", file=sys.stderr)
         return 2
-    signals.install(fresh=True)
+    with signals.handling():
+        return _serve(server)
+
+
+def _serve(server: LocalServer) -> int:
     try:
         server.start()
         print(f"MLflow UI: {server.uri}  (Ctrl-C to stop)", flush=True)
@@ -45,5 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        signals.shield()
         server.stop()
     return 0

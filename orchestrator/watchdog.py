@@ -1,7 +1,7 @@
 """A watchdog process: when its driver dies, even by SIGKILL, stop what the driver started.
 
     watchdog.start()                                      # early in `driftlab run` / `ui` / `sync`
-    watchdog.note(last_groups=[server_pid])               # stopped after the runs are closed
+    watchdog.stop_last(server_pid)                        # stopped after the runs are closed
     watchdog.note(tracking_uri=uri, experiment_id=e, parent_run_id=p)   # closed as KILLED if left RUNNING
 
 A driver killed with SIGKILL runs no cleanup. Ray fate-shares its GCS and raylet with the
@@ -53,6 +53,11 @@ def note(**values) -> None:
     _state.update(values)
     if _state_file is not None:
         _write()
+
+
+def stop_last(group: int) -> None:
+    """A process group (an MLflow server) to stop after the runs are closed, beside earlier ones."""
+    note(last_groups=[*_state.get("last_groups", []), group])
 
 
 def _write() -> None:
