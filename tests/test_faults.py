@@ -18,22 +18,13 @@ import psutil
 import pytest
 
 from orchestrator.tracking import LocalServer, free_port
-from tests.test_sweeps import children, driftlab_cmd, env, history, mlflow_uri, run_driftlab, write_spec  # noqa: F401
+from tests.test_sweeps import (_wait_for, children, driftlab_cmd, env, history, mlflow_uri,  # noqa: F401
+                               run_driftlab, write_spec)
 
 pytestmark = pytest.mark.slow
 
 VARIANTS = [{"method": "ft"}, {"method": "lp"}]
 DUMP_MARKS = ("*** SIGTERM received", "*** Aborted", "Stack trace", "Fatal Python error")
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -144,22 +135,33 @@ def test_sigterm_during_mlflow_start_up_leaves_no_server(tmp_path, env):
     assert not _all_gone(procs), "the MLflow server outlived the driver"
 
 
+def _signal_mid_sweep(args, env, uri: str, name: str, sig: int, meanwhile=None) -> tuple:
+    """Start a sweep, wait for a trial to log metrics, call `meanwhile(driver, procs)`, send `sig`:
+    (exit code, stderr, the driver's process tree as it was before the signal)."""
+    driver = _start(args, env)
+    try:
+        _wait_for(_logging(uri, name), 300, "a trial logging metrics")
+        procs = _tree(driver.pid)
+        if meanwhile is not None:
+            meanwhile(driver, procs)
+        driver.send_signal(sig)
+        _, err = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    return driver.returncode, err, procs
+
+
 def test_a_second_driver_is_refused_and_sigint_marks_the_sweep_interrupted(tmp_path, env, mlflow_uri):
     spec = write_spec(tmp_path / "twice.yaml", "twice", VARIANTS, seeds=(0, 1), epochs=2)
     args = ("run", spec, "--tracking-uri", mlflow_uri, "--num-cpus", "2", "--storage", str(tmp_path / "runs"))
-    first = _start(args, env)
-    try:
-        _wait_for(_logging(mlflow_uri, "twice"), 300, "a trial logging metrics")
-        procs = _tree(first.pid)
+
+    def second_driver(first, _procs):
         second = run_driftlab(*args, env=env, timeout=120)
         assert second.returncode == 2, second.stderr[-2000:]
         assert second.stderr.strip().startswith(f"driftlab: name: sweep 'twice' is already running (pid {first.pid} on ")
-        first.send_signal(signal.SIGINT)
-        _, err = first.communicate(timeout=300)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-    assert first.returncode == 130, err[-3000:]
+    code, err, procs = _signal_mid_sweep(args, env, mlflow_uri, "twice", signal.SIGINT, second_driver)
+    assert code == 130, err[-3000:]
     assert "INTERRUPTED by SIGINT" in err and "resume it (unfinished" in err and "driftlab run " in err
     parent = _parent(mlflow_uri, "twice")
     assert parent.info.status == "KILLED" and parent.data.tags["driftlab.status"] == "interrupted"
@@ -171,17 +173,11 @@ def test_a_second_driver_is_refused_and_sigint_marks_the_sweep_interrupted(tmp_p
 def test_sigterm_mid_sweep_exits_143_cleanly_and_the_resume_logs_each_epoch_once(tmp_path, env, mlflow_uri):
     spec = write_spec(tmp_path / "term.yaml", "term", VARIANTS, seeds=(0, 1), epochs=2)
     args = ("run", spec, "--tracking-uri", mlflow_uri, "--num-cpus", "2", "--storage", str(tmp_path / "runs"))
-    driver = _start(args, env)
-    try:
-        _wait_for(_logging(mlflow_uri, "term"), 300, "a trial logging metrics")
-        procs = _tree(driver.pid)
+
+    def loopback_only(_driver, procs):
         assert not _loopback_only(procs), "a local Ray or MLflow listener is not on loopback"
-        driver.send_signal(signal.SIGTERM)
-        _, err = driver.communicate(timeout=300)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-    assert driver.returncode == 143, err[-3000:]
+    code, err, procs = _signal_mid_sweep(args, env, mlflow_uri, "term", signal.SIGTERM, loopback_only)
+    assert code == 143, err[-3000:]
     assert not any(mark in err for mark in DUMP_MARKS), err[-3000:]
     assert "INTERRUPTED by SIGTERM" in err and "resume it" in err
     assert _parent(mlflow_uri, "term").info.status == "KILLED"
