@@ -7,7 +7,8 @@ Public surface:
 - extras: `pareto`, `log_to_mlflow`, `higher_is_better`, `options_from_spec`;
 - CLI: `analysis.cli.main(argv)` implements `driftlab analyze`.
 
-Never imports ray, orchestrator or trainables; mlflow only inside the MLflow functions.
+Never imports ray or orchestrator; from trainables only the standard-library key module
+(`trainables.keys`: metric names, their direction, run tags); mlflow only inside the MLflow functions.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from analysis.options import FAMILIES, AnalysisInputError, AnalysisOptions, opti
 from analysis.pareto import pareto
 from analysis.permutation import (PermResult, bootstrap_ci, holm, sign_flip_test, spearman_test,
                                   two_sample_test)
-from analysis.schema import PARAMETER_COLUMNS, higher_is_better
+from analysis.schema import PARAMETER_COLUMNS
 from analysis.table import split_completed, table_from_csv, tidy
+from trainables.keys import higher_is_better
 
 __all__ = [
     "AnalysisInputError", "AnalysisOptions", "AnalysisResult", "FAMILIES", "PARAMETER_COLUMNS", "PermResult",

@@ -1,16 +1,20 @@
 """`driftlab analyze`: read a sweep (CSV or MLflow), run the tests, write the report.
 
+    run(build_parser().parse_args(argv), defaults)   # defaults: a spec's parsed `analysis:` section
+
 Exit codes: 0 done; 2 bad input, with one line on stderr naming the flag and what it
 accepts; 1 anything else that went wrong. Progress goes to stderr, nothing to stdout
-except --help.
+except --help. orchestrator/analyze_cli.py adds the local tracking store and the sweep's spec.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from analysis.options import (FAMILIES, AnalysisInputError, AnalysisOptions, options_from_spec, parse_alpha,
                               parse_families, parse_metrics, parse_pareto)
@@ -59,9 +63,9 @@ def _spec_options(path: str | None) -> AnalysisOptions:
     return options_from_spec(spec.get("analysis"))
 
 
-def _options(args: argparse.Namespace) -> AnalysisOptions:
-    """Spec defaults, overridden by any flag given on the command line."""
-    opts = _spec_options(args.spec)
+def _options(args: argparse.Namespace, defaults: AnalysisOptions | None) -> AnalysisOptions:
+    """--spec's section (else `defaults`, else the built-in defaults), overridden by any flag given."""
+    opts = _spec_options(args.spec) if args.spec else copy.deepcopy(defaults) or AnalysisOptions()
     if args.families is not None:
         opts.families = parse_families(args.families, "--families")
     if args.metrics is not None:
@@ -117,11 +121,17 @@ def _run(args: argparse.Namespace, opts: AnalysisOptions) -> None:
     _say(f"report: {result.paths[0]}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(args: argparse.Namespace, defaults: AnalysisOptions | None = None) -> None:
+    """The analysis for parsed arguments; `defaults` (a sweep spec's parsed `analysis:` section) give way
+    to --spec and to every flag. Raises AnalysisInputError on bad input."""
+    _check_source(args)
+    _run(args, _options(args, defaults))
+
+
+def exit_code(work: Callable[[], object]) -> int:
+    """Run `work` under the CLI's promise: 0 done; 2 and one line for bad input; 1 and one line otherwise."""
     try:
-        args = build_parser().parse_args(argv)
-        _check_source(args)
-        _run(args, _options(args))
+        work()
     except AnalysisInputError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
@@ -132,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return exit_code(lambda: run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

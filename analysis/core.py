@@ -14,8 +14,8 @@ from analysis.figures import write_figures
 from analysis.options import parse_alpha, parse_families, parse_metrics, parse_pareto
 from analysis.pareto import pareto
 from analysis.report import render_report
-from analysis.schema import is_per_layer
 from analysis.table import metric_columns, split_completed, tidy
+from trainables.keys import is_per_layer
 
 
 @dataclass

@@ -13,12 +13,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analysis.matching import MethodPair, matched_cells, method_pairs
-from analysis.permutation import (PermResult, bootstrap_ci, holm, sign_flip_test, spearman_test,
-                                  two_sample_test)
-from analysis.schema import SUPPORT_CHANGE_METRICS, is_retention
+from analysis.permutation import (PermResult, bootstrap_ci, holm, mean, mean_difference, sign_flip_test, spearman,
+                                  spearman_test, two_sample_test)
+from analysis.schema import SUPPORT_CHANGE_METRICS
+from trainables.keys import is_retention
 
 TEST_COLUMNS: tuple[str, ...] = (
     "family", "dataset", "method", "metric", "a", "b", "n", "effect", "effect_size",
@@ -43,22 +43,6 @@ def _row(family: str, dataset: str, metric: str, n: int, effect: float, effect_s
             "p_min": result.p_min}
 
 
-def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis)
-
-
-def _mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
-
-
-def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    rx, ry = stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis)
-    rx = rx - rx.mean(axis=axis, keepdims=True)
-    ry = ry - ry.mean(axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):  # constant resamples give NaN
-        return (rx * ry).sum(axis) / np.sqrt((rx ** 2).sum(axis) * (ry ** 2).sum(axis))
-
-
 def _safe_ratio(num: float, den: float) -> float:
     return num / den if den > 0 and np.isfinite(den) else math.nan
 
@@ -76,7 +60,7 @@ def _paired_rows(dataset: str, pair: MethodPair, metrics: list[str]) -> Iterator
         result = sign_flip_test(d)
         sd = float(np.std(d, ddof=1))
         row = _row("paired", dataset, metric, len(d), float(d.mean()), _safe_ratio(float(d.mean()), sd),
-                   bootstrap_ci((d,), _mean), result, a=pair.a, b=pair.b)
+                   bootstrap_ci((d,), mean), result, a=pair.a, b=pair.b)
         yield {**row, "matched_on": " and ".join(pair.keys)}  # for the report's sentences
 
 
@@ -106,7 +90,7 @@ def _unpaired_rows(dataset: str, a: str, b: str, ra: pd.DataFrame, rb: pd.DataFr
             if dof > 0 and len(xa) > 1 and len(xb) > 1 else math.nan
         effect = float(xa.mean() - xb.mean())
         yield _row("unpaired", dataset, metric, len(xa) + len(xb), effect, _safe_ratio(effect, pooled),
-                   bootstrap_ci((xa, xb), _mean_diff), result, a=a, b=b)
+                   bootstrap_ci((xa, xb), mean_difference), result, a=a, b=b)
 
 
 def unpaired_family(table: pd.DataFrame, metrics: list[str]) -> list[dict]:
@@ -133,7 +117,7 @@ def _spearman_row(family: str, dataset: str, metric: str, x: np.ndarray, y: np.n
     result = spearman_test(x, y)
     if result is None:
         return None
-    ci = bootstrap_ci((x, y), _spearman, paired=True)
+    ci = bootstrap_ci((x, y), spearman, paired=True)
     return _row(family, dataset, metric, len(x), result.statistic, math.nan, ci, result, method=method, a=a)
 
 

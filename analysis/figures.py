@@ -15,12 +15,10 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.schema import LAYER_ENTROPY_PATTERN, SUPPORT_CHANGE_METRICS, is_retention
+from analysis.schema import SUPPORT_CHANGE_METRICS
+from trainables import keys
+from trainables.keys import is_retention
 
-# Per-layer entropy of the model before fine-tuning, if a trial logged it under one of these.
-BEFORE_LAYER_PATTERNS = (re.compile(r"^attn/entropy_before/layer_(\d+)$"),
-                         re.compile(r"^attn/entropy0/layer_(\d+)$"),
-                         re.compile(r"^attn/base/entropy/layer_(\d+)$"))
 _MAX_PANELS = 6
 
 
@@ -48,9 +46,9 @@ def safe_name(metric: str) -> str:
 
 def key_metrics(metrics: list[str]) -> list[str]:
     """Accuracy (test before val), up to three retention metrics, then Δentropy, when present."""
-    acc = [m for m in ("test/acc", "val/acc") if m in metrics] or [m for m in metrics if "acc" in m.lower()]
+    acc = [m for m in (keys.TEST_ACC, keys.VAL_ACC) if m in metrics] or [m for m in metrics if "acc" in m.lower()]
     retention = [m for m in metrics if is_retention(m)][:3]
-    entropy = [m for m in ("attn/delta_entropy_pct",) if m in metrics]
+    entropy = [m for m in (keys.attn_delta("entropy"),) if m in metrics]
     return acc[:1] + retention + entropy
 
 
@@ -117,25 +115,23 @@ def plot_retention_vs_entropy(table: pd.DataFrame, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _layer_columns(columns, pattern: re.Pattern) -> dict[int, str]:
-    found = {int(m.group(1)): c for c in columns if (m := pattern.match(str(c)))}
+def _layer_columns(columns, kind: str, metric: str) -> dict[int, str]:
+    """{layer: column} of the per-layer keys of one metric (e.g. `attn`, `entropy`), in layer order."""
+    found = {layer: c for c in columns if (layer := keys.layer_of(str(c), kind, metric)) is not None}
     return dict(sorted(found.items()))
 
 
 def plot_entropy_by_layer(table: pd.DataFrame, path: Path) -> Path | None:
-    """Mean attention entropy per layer after fine-tuning per method (and before, if logged)."""
-    after = _layer_columns(table.columns, LAYER_ENTROPY_PATTERN)
+    """Mean attention entropy per layer after fine-tuning, per method."""
+    after = _layer_columns(table.columns, "attn", "entropy")
     if not after:
         return None
-    before = next((cols for p in BEFORE_LAYER_PATTERNS if (cols := _layer_columns(table.columns, p))), {})
     datasets = sorted(table["dataset"].unique())
     colours = _colours(table["method"].unique())
     fig, nrows, ncols = _panels(len(datasets), 4.2, 3.4)
     for i, dataset in enumerate(datasets):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         rows = table[table["dataset"] == dataset]
-        if before:
-            ax.plot(list(before), rows[list(before.values())].mean().to_numpy(), "k--", label="before")
         for method, group in rows.groupby("method"):
             ax.plot(list(after), group[list(after.values())].mean().to_numpy(), "-o", ms=3,
                     color=colours[str(method)], label=f"{method} (after)")

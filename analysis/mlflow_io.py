@@ -14,11 +14,11 @@ import pandas as pd
 
 from analysis.options import AnalysisInputError
 from analysis.table import tidy
+from trainables.keys import KIND_TAG, PARENT_TAG, STATUS_TAG
 
 if TYPE_CHECKING:
     from analysis.core import AnalysisResult
 
-KIND_TAG, STATUS_TAG, PARENT_TAG = "driftlab.kind", "driftlab.status", "mlflow.parentRunId"
 _PAGE = 1000
 
 
@@ -47,14 +47,22 @@ def _search(client, experiment_id: str, filter_string: str) -> list:
             return runs
 
 
-def latest_sweep_run(client, experiment_id: str, experiment: str) -> str:
-    """Id of the most recent top-level run tagged driftlab.kind = sweep."""
+def latest_sweep_run(client, experiment_id: str) -> str | None:
+    """Id of the most recent top-level run tagged driftlab.kind = sweep (None if there is none).
+
+    The one lookup of a sweep's parent run: the orchestrator resumes and analyses through it too.
+    """
     sweeps = [r for r in _search(client, experiment_id, f"tags.`{KIND_TAG}` = 'sweep'")
               if PARENT_TAG not in r.data.tags]
-    if not sweeps:
+    return max(sweeps, key=lambda r: r.info.start_time or 0).info.run_id if sweeps else None
+
+
+def _sweep_run(client, experiment_id: str, experiment: str) -> str:
+    run_id = latest_sweep_run(client, experiment_id)
+    if run_id is None:
         raise AnalysisInputError(f"--parent-run: experiment {experiment!r} has no top-level run tagged "
                                  f"{KIND_TAG} = sweep; pass the sweep's run id")
-    return max(sweeps, key=lambda r: r.info.start_time or 0).info.run_id
+    return run_id
 
 
 def _check_parent(client, run_id: str) -> str:
@@ -80,7 +88,7 @@ def table_from_mlflow(tracking_uri: str, experiment: str, parent_run_id: str | N
     client = _client(tracking_uri)
     experiment_id = _experiment_id(client, experiment, tracking_uri)
     if parent_run_id is None:
-        parent_run_id = latest_sweep_run(client, experiment_id, experiment)
+        parent_run_id = _sweep_run(client, experiment_id, experiment)
     else:
         _check_parent(client, parent_run_id)
     children = _search(client, experiment_id, f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
@@ -96,7 +104,7 @@ def log_to_mlflow(result: "AnalysisResult", tracking_uri: str, experiment: str,
     client = _client(tracking_uri)
     if parent_run_id is None:
         experiment_id = _experiment_id(client, experiment, tracking_uri)
-        parent_run_id = latest_sweep_run(client, experiment_id, experiment)
+        parent_run_id = _sweep_run(client, experiment_id, experiment)
     else:
         experiment_id = _check_parent(client, parent_run_id)  # nest where the parent lives
     run = client.create_run(experiment_id, run_name="analysis",

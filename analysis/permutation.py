@@ -42,8 +42,23 @@ def _run(data: tuple, statistic: Callable, kind: str, n_distinct: float, design_
                       int(len(result.null_distribution)))
 
 
-def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+# ---- vectorised statistics (scipy calls them on stacks of resamples along `axis`) -------------
+
+def mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(x, axis=axis)
+
+
+def mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+def spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Spearman ρ of paired samples x, y (Pearson correlation of their ranks); NaN for a constant sample."""
+    rx, ry = stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis)
+    rx = rx - rx.mean(axis=axis, keepdims=True)
+    ry = ry - ry.mean(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant resamples give NaN
+        return (rx * ry).sum(axis) / np.sqrt((rx ** 2).sum(axis) * (ry ** 2).sum(axis))
 
 
 # ---- sign-flip (paired) -------------------------------------------------------------------
@@ -57,7 +72,7 @@ def sign_flip_p_min(d: np.ndarray) -> float:
 def sign_flip_test(d: np.ndarray) -> PermResult:
     """Paired test on per-cell differences d = a - b: statistic mean(d), signs flipped at random."""
     d = np.asarray(d, dtype=float)
-    return _run((d,), _mean, "samples", 2.0 ** len(d), sign_flip_p_min(d))
+    return _run((d,), mean, "samples", 2.0 ** len(d), sign_flip_p_min(d))
 
 
 # ---- Spearman (pairings) ------------------------------------------------------------------
@@ -130,11 +145,7 @@ def two_sample_test(a: np.ndarray, b: np.ndarray) -> PermResult | None:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2:
         return None
-
-    def diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.mean(x, axis=axis) - np.mean(y, axis=axis)
-
-    return _run((a, b), diff, "independent", float(math.comb(len(a) + len(b), len(a))),
+    return _run((a, b), mean_difference, "independent", float(math.comb(len(a) + len(b), len(a))),
                 two_sample_p_min(a, b))
 
 

@@ -7,12 +7,12 @@ design was too small to answer, and which trials were left out.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
 
-from analysis.schema import higher_is_better, is_retention
+from trainables import keys
+from trainables.keys import higher_is_better, is_retention
 
 _MAX_LISTED = 20  # unresolvable tests listed per group; the rest are in tests.csv
 
@@ -83,12 +83,12 @@ def cell_summary(cells: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return out
 
 
-HEADLINE = re.compile(r"(val|test)/acc|zeroshot/.+/retention|attn/delta_(entropy|mass95)_pct|repr/cka/mean")
+HEADLINE = (keys.VAL_ACC, keys.TEST_ACC, keys.attn_delta("entropy"), keys.attn_delta("mass95"), keys.cka())
 
 
 def headline_metrics(metrics: list[str]) -> list[str]:
-    """The few metrics a reader scans first; all of them when none of those is present."""
-    chosen = [m for m in metrics if HEADLINE.fullmatch(m)]
+    """The few metrics a reader scans first (accuracy, retention, attention support, CKA); all when none is there."""
+    chosen = [m for m in metrics if m in HEADLINE or is_retention(m)]
     return chosen or metrics
 
 

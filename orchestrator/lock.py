@@ -31,10 +31,12 @@ class SweepLocked(RuntimeError):
 
 
 def lock_path(storage: str, name: str) -> Path:
-    if "://" not in storage:
-        return Path(storage) / f".{name}.driftlab-lock"
+    from orchestrator.storage import beside
     from orchestrator.tracking import driftlab_home
 
+    local = beside(storage, name, "driftlab-lock")
+    if local is not None:
+        return local
     digest = hashlib.sha256(storage.encode()).hexdigest()[:12]
     return driftlab_home() / "locks" / f"{digest}-{name}.lock"
 

@@ -12,7 +12,10 @@ from importlib import metadata
 from pathlib import Path
 
 from orchestrator.spec import Spec
+from orchestrator.storage import beside
 from orchestrator.tracking import KIND_TAG, STATUS_TAG, run_state
+from trainables import keys
+from trainables.keys import EXPERIMENT_KIND
 
 SPEC_DIR = "spec"  # the parent run's artifact folder holding the spec
 PACKAGES = ("driftlab", "torch", "ray", "transformers", "peft", "mlflow", "optuna", "datasets", "numpy", "scipy")
@@ -39,14 +42,15 @@ def package_versions() -> dict[str, str]:
 
 def open_parent(client, spec: Spec, resuming: bool, trial_count: int | str) -> tuple[str, str]:
     """(experiment_id, parent_run_id): the sweep's latest parent run when resuming, else a new one."""
+    from analysis.mlflow_io import latest_sweep_run
+
     experiment = client.get_experiment_by_name(spec.name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(spec.name)
-    if resuming:
-        runs = client.search_runs([experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
-        if runs:
-            client.update_run(runs[0].info.run_id, status="RUNNING")
-            return experiment_id, runs[0].info.run_id
+    experiment_id = (experiment.experiment_id if experiment
+                     else client.create_experiment(spec.name, tags=EXPERIMENT_KIND))
+    latest = latest_sweep_run(client, experiment_id) if resuming else None
+    if latest is not None:
+        client.update_run(latest, status="RUNNING")
+        return experiment_id, latest
     run = client.create_run(experiment_id, run_name=f"{spec.name} sweep", tags={
         KIND_TAG: "sweep", "driftlab.sweep": spec.name, "git_commit": git_commit(), STATUS_TAG: "running",
         "mlflow.note.content": spec.description or spec.name})
@@ -62,7 +66,7 @@ def open_parent(client, spec: Spec, resuming: bool, trial_count: int | str) -> t
 
 def spec_copy(storage: str, name: str) -> Path | None:
     """Where a local Tune storage keeps the sweep's spec for `driftlab sync` (None for s3://, gs://)."""
-    return None if "://" in storage else Path(storage) / f".{name}.driftlab-spec.yaml"
+    return beside(storage, name, "driftlab-spec.yaml")
 
 
 def upload_spec(client, parent_run_id: str, spec: Spec, storage: str) -> bool:
@@ -80,13 +84,21 @@ def upload_spec(client, parent_run_id: str, spec: Spec, storage: str) -> bool:
 
 def find_parent(client, name: str) -> tuple[str, str]:
     """(experiment_id, latest parent run id) of a sweep already in MLflow."""
+    from analysis.mlflow_io import latest_sweep_run
+
     experiment = client.get_experiment_by_name(name)
-    runs = [] if experiment is None else client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'sweep'",
-        order_by=["attributes.start_time DESC"], max_results=1)
-    if not runs:
+    latest = None if experiment is None else latest_sweep_run(client, experiment.experiment_id)
+    if latest is None:
         raise LookupError(f"no MLflow parent run for sweep {name!r}")
-    return experiment.experiment_id, runs[0].info.run_id
+    return experiment.experiment_id, latest
+
+
+def summary(trials: int, counts: dict[str, int], wall_s: float | None = None) -> dict[str, float]:
+    """The parent run's summary metrics: trials, a count per outcome (and unsynced), the wall time."""
+    out = {keys.sweep("trials"): float(trials), **{keys.sweep(k): float(v) for k, v in counts.items()}}
+    if wall_s is not None:
+        out[keys.sweep("wall_s")] = wall_s
+    return out
 
 
 def close_parent(client, parent_run_id: str, status: str, summary: dict[str, float]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from orchestrator.tracking import STATUS_TAG, find_trial_run, run_state
 from orchestrator.trainable import SweepContext
+from trainables import keys
 
 
 def outcomes(results, saved: dict[str, str] | None = None) -> list[tuple]:
@@ -78,7 +79,7 @@ def reconcile(client, context: SweepContext, trials: list[tuple]) -> dict[str, i
     counts = tune_counts(trials)
     for result, trial, status in trials:
         run = find_trial_run(client, context.experiment_id, context.parent_run_id, trial.trial_id)
-        if (run is None and has_results(result)) or (result.metrics or {}).get("tracking/unsynced", 0):
+        if (run is None and has_results(result)) or (result.metrics or {}).get(keys.UNSYNCED, 0):
             counts["unsynced"] = counts.get("unsynced", 0) + 1
         if run is not None and run.info.status == "RUNNING":
             client.set_tag(run.info.run_id, STATUS_TAG, status)

@@ -23,8 +23,8 @@ from orchestrator.cli import parse_args
 from orchestrator.lock import SweepLock, SweepLocked
 from orchestrator.preflight import PreflightError, check_local_resources, check_storage, check_tracking_uri
 from orchestrator.spec import NAME_RE, SpecError, load_spec
-from orchestrator.tracking import CLIENT_ENV, LocalServer, TrackingError, bound_client_retries, check_reachable, \
-    driftlab_home
+from orchestrator.storage import storage_root
+from orchestrator.tracking import CLIENT_ENV, LocalServer, TrackingError, bound_client_retries, check_reachable
 
 PASS_ENV = ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DRIFTLAB_HOME")
 
@@ -97,7 +97,7 @@ def preflight(args) -> tuple:
         check_reachable(args.tracking_uri)
     if not args.address:
         check_local_resources(spec, args.num_cpus)
-    storage = args.storage or os.environ.get("DRIFTLAB_STORAGE") or str(driftlab_home() / "runs")
+    storage = storage_root(args.storage)
     check_storage(storage, spec.name)
     return spec, storage
 

@@ -11,17 +11,15 @@ import math
 import sys
 
 from orchestrator import signals, watchdog
+from orchestrator.configs import method_label, trial_config
 from orchestrator.reconcile import reconcile, sweep_status, tune_counts
 from orchestrator.spec import Spec
 from orchestrator.sweep import can_resume, run_sweep
-from orchestrator.trainable import SweepContext, flatten
+from orchestrator.trainable import SweepContext
+from orchestrator.ui_cli import where_to_browse
+from trainables import keys
 
-SUMMARY_KEYS = ("val/acc", "test/acc", "attn/delta_entropy_pct")
-
-
-def method_label(config: dict) -> str:
-    gta = float(config.get("gta_lambda", 0) or 0)
-    return f"{config.get('method', 'ft')}+gta{gta:g}" if gta > 0 else str(config.get("method", "ft"))
+SUMMARY_KEYS = (keys.VAL_ACC, keys.TEST_ACC, keys.attn_delta("entropy"))
 
 
 def summary_rows(results) -> list[dict]:
@@ -31,12 +29,11 @@ def summary_rows(results) -> list[dict]:
         metrics = result.metrics or {}
         if result.error is not None or metrics.get("status") != "completed":
             continue
-        config = flatten(result.config)
-        key = (config.get("dataset", "embedded/shape"), method_label(config))
-        if key not in best or metrics.get("val/acc", -1) > best[key]["val/acc"]:
-            row = {"dataset": key[0], "method": key[1], "lr": config.get("lr"), "seed": config.get("seed")}
-            row.update({k: v for k, v in metrics.items()
-                        if k in SUMMARY_KEYS or (k.startswith("zeroshot/") and k.endswith("/retention"))})
+        config = trial_config(result.config)
+        key = (config.dataset, method_label(config))
+        if key not in best or metrics.get(keys.VAL_ACC, -1) > best[key][keys.VAL_ACC]:
+            row = {"dataset": key[0], "method": key[1], "lr": config.lr, "seed": config.seed}
+            row.update({k: v for k, v in metrics.items() if k in SUMMARY_KEYS or keys.is_retention(k)})
             best[key] = row
     return [best[k] for k in sorted(best)]
 
@@ -91,8 +88,8 @@ def run_session(spec: Spec, storage: str, tracking_uri: str, local_store: bool, 
     print_summary(summary_rows(outcome.results))
     status, counts = _close(client, context, spec, outcome, tracking_uri)
     _report(spec.name, status, counts, outcome.wall_s, again, storage, tracking_uri)
-    browse = "driftlab ui" if local_store else f"open {tracking_uri}"
-    print(f"driftlab: browse the results with `{browse}` (experiment {spec.name!r}); "
+    print(f"driftlab: browse the results at {where_to_browse(tracking_uri, experiment_id, local_store)} "
+          f"(experiment {spec.name!r}); "
           f"test hypotheses with `driftlab analyze --experiment {spec.name}`", file=sys.stderr)
     return exit_code(status)
 
@@ -108,16 +105,14 @@ def _first_line(err: BaseException) -> str:
 
 def _close(client, context: SweepContext, spec: Spec, outcome, tracking_uri: str) -> tuple[str, dict[str, int]]:
     """Reconcile the trial runs and close the parent run; (sweep status, counts per outcome)."""
-    from orchestrator.parent import close_parent
+    from orchestrator.parent import close_parent, summary
 
     try:
         counts = reconcile(client, context, outcome.trials)
         status = sweep_status(counts, bool(signals.received))
         if spec.search and len(spec.search.objectives) > 1 and status == "completed":
             _save_pareto(client, context.parent_run_id, outcome.results, spec.search.objectives)
-        close_parent(client, context.parent_run_id, status,
-                     {"sweep/wall_s": outcome.wall_s, "sweep/trials": float(len(outcome.results)),
-                      **{f"sweep/{k}": float(v) for k, v in counts.items()}})
+        close_parent(client, context.parent_run_id, status, summary(len(outcome.results), counts, outcome.wall_s))
         watchdog.note(parent_run_id=None)
     except Exception as err:  # the tracking server went away: Tune's record stands, sync replays it
         print(f"driftlab: MLflow at {tracking_uri} is unreachable at the end of the sweep "
@@ -164,9 +159,7 @@ def _save_pareto(client, parent: str, results, objectives: dict[str, str]) -> No
 
     from analysis import pareto
 
-    from trainables.config import TrialConfig
-
-    rows = [{**TrialConfig.from_dict(flatten(r.config)).to_dict(),
+    rows = [{**trial_config(r.config).to_dict(),
              **{k: v for k, v in (r.metrics or {}).items() if k in objectives}}
             for r in results if r.error is None]
     table = pd.DataFrame(rows).dropna(subset=list(objectives))

@@ -5,7 +5,9 @@ optional `variants:` crossed with the grid (e.g. `{method: ft, gta_lambda: 0.5}`
 plain methods), or an Optuna `search:`; plus `scheduler`, `resources`, `max_concurrent`,
 `max_failures` and an `analysis:` section. Everything is checked before Ray starts: every
 expanded trial config is validated by the trial's own dataclass, and a search objective must
-be a metric the trial reports. Errors are `SpecError`: one line naming the field.
+be a metric the trial reports. Wherever a spec names a metric (objectives, scheduler, analysis)
+a short form is accepted (`retention`: the first zero-shot task's retention; `zeroshot_acc`)
+and resolved to its key here. Errors are `SpecError`: one line naming the field.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
+from analysis.options import AnalysisOptions, options_from_spec
 from orchestrator.strict_yaml import YamlError, parse_yaml, read_text
 from trainables.config import ConfigError, TrialConfig
+from trainables.keys import resolve, task_segment
 
 SWEEPS_DIR = Path(__file__).parent / "sweeps"
 TOP_KEYS = ("name", "description", "trial", "grid", "variants", "search", "scheduler", "resources",
@@ -59,7 +62,7 @@ class Spec:
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0})
     max_concurrent: int = 0  # 0 = as many as resources allow
     max_failures: int = 2
-    analysis: dict[str, Any] = field(default_factory=dict)
+    analysis: AnalysisOptions = field(default_factory=AnalysisOptions)
     source: str = ""
 
     def configs(self) -> list[dict[str, Any]]:
@@ -70,6 +73,14 @@ class Spec:
             for variant in self.variants or [{}]:
                 out.append({**self.trial, **dict(zip(keys, values)), **variant})
         return out
+
+    def points(self) -> list[dict[str, Any]]:
+        """What validation checks: every grid config, or the corners of a search space (low/high, each choice)."""
+        return _sample_points(self.search, self.trial) if self.search else self.configs()
+
+    def trial_configs(self) -> list[TrialConfig]:
+        """`points()` as validated trial configs (defaults applied)."""
+        return [TrialConfig.from_dict(point) for point in self.points()]
 
 
 def _need(ok: bool, field_name: str, accepted: str) -> None:
@@ -136,8 +147,8 @@ def _search(raw: Any) -> Search:
     return Search(space=space, num_samples=num, objectives=dict(objectives), seed=seed)
 
 
-def _sample_points(search: Search) -> list[dict]:
-    """The corners of the search space (low/high, every choice) for validating before launch."""
+def _sample_points(search: Search, trial: dict) -> list[dict]:
+    """The corners of the search space (low/high, every choice) over the fixed trial settings."""
     points = [{}, {}]
     for key, dist in search.space.items():
         kind, args = next(iter(dist.items()))
@@ -145,16 +156,26 @@ def _sample_points(search: Search) -> list[dict]:
         points[0][key], points[1][key] = lo, hi
         if kind == "choice":
             points += [{key: value} for value in args]
-    return points
+    return [{**trial, **point} for point in points]
 
 
-def check_metric(metric: str, config: TrialConfig, field_name: str) -> None:
-    """A metric name the trial under `config` will actually report, or SpecError."""
+def metric_key(name: str, config: TrialConfig, field_name: str) -> str:
+    """The key a spec's metric name stands for under `config` (short forms resolved), or SpecError."""
+    try:
+        return resolve(name, [task_segment(t) for t in config.zero_shot])
+    except ValueError as err:
+        raise SpecError(f"{field_name}: {err}") from None
+
+
+def reported_key(name: str, config: TrialConfig, field_name: str) -> str:
+    """`metric_key`, checked to be a metric the trial under `config` actually reports."""
     from trainables.evaluate import reported_metric
 
-    _need(reported_metric(metric, config), field_name,
-          f"{metric!r} is not a metric this trial reports (e.g. val/acc, test/acc, train/loss, "
-          "attn/entropy/mean, attn/delta_entropy_pct, repr/cka/mean, zeroshot/<task>/retention)")
+    key = metric_key(name, config, field_name)
+    _need(reported_metric(key, config), field_name,
+          f"{name!r} is not a metric this trial reports (e.g. val/acc, test/acc, train/loss, attn/entropy/mean, "
+          "attn/delta_entropy_pct, repr/cka/mean, zeroshot/<task>/retention, or retention for the first task's)")
+    return key
 
 
 def parse_spec(raw: Any, source: str = "") -> Spec:
@@ -203,19 +224,18 @@ def _resources_and_limits(spec: Spec, raw: dict) -> None:
             _need(_integer(value) and value >= 0, key, "must be an integer >= 0")
             setattr(spec, key, value)
     if raw.get("scheduler") is not None:
-        spec.scheduler = _scheduler(raw["scheduler"], raw.get("trial") or {})
+        spec.scheduler = _scheduler(raw["scheduler"])
     analysis = raw.get("analysis") or {}
     _need(isinstance(analysis, dict), "analysis", "must be a mapping (families, metrics, alpha, pareto)")
     try:
-        from analysis.options import options_from_spec
-        options_from_spec(analysis)
+        spec.analysis = options_from_spec(analysis)
     except ValueError as err:
         raise SpecError(str(err)) from None
-    spec.analysis = analysis
 
 
-def _scheduler(raw: Any, trial: dict) -> dict[str, Any]:
-    """ASHA settings, checked the way ASHAScheduler asserts them (it would fail after Ray started)."""
+def _scheduler(raw: Any) -> dict[str, Any]:
+    """ASHA settings, checked the way ASHAScheduler asserts them (it would fail after Ray started);
+    the grace period's upper bound needs the trial configs: see `_validate_trials`."""
     sched = _keys(raw, "scheduler", SCHEDULER_KEYS)
     _need(sched.get("type", "asha") == "asha", "scheduler.type", "must be asha")
     _need(isinstance(sched.get("metric"), str), "scheduler.metric",
@@ -223,23 +243,30 @@ def _scheduler(raw: Any, trial: dict) -> dict[str, Any]:
     _need(sched.get("mode", "max") in MODES, "scheduler.mode", "must be max or min")
     sched = {"type": "asha", "mode": "max", "grace_period": 1, "reduction_factor": 3, **sched}
     grace, factor = sched["grace_period"], sched["reduction_factor"]
-    epochs = trial.get("epochs", 4) if _integer(trial.get("epochs", 4)) else 4
-    _need(_integer(grace) and 1 <= grace <= epochs + 1, "scheduler.grace_period",
-          f"must be an integer in [1, epochs + 1 = {epochs + 1}] (reports per trial), got {grace!r}")
+    _need(_integer(grace) and grace >= 1, "scheduler.grace_period", f"must be an integer >= 1, got {grace!r}")
     _need(_number(factor) and factor > 1, "scheduler.reduction_factor",
           f"must be a number > 1 (e.g. 3: keep the top third at each rung), got {factor!r}")
     return sched
 
 
 def _validate_trials(spec: Spec) -> None:
+    configs = [_check_config(point, "search.space" if spec.search else _where(spec, point))
+               for point in spec.points()]
+    first = configs[0]  # whose zero-shot tasks short forms name
     if spec.search:
-        configs = [_check_config({**spec.trial, **point}, "search.space") for point in _sample_points(spec.search)]
-        for metric in spec.search.objectives:
-            check_metric(metric, configs[0], f"search.objectives.{metric}")
-    else:
-        configs = [_check_config(values, _where(spec, values)) for values in spec.configs()]
+        spec.search.objectives = {reported_key(metric, first, f"search.objectives.{metric}"): mode
+                                  for metric, mode in spec.search.objectives.items()}
     if spec.scheduler:
-        check_metric(spec.scheduler["metric"], configs[0], "scheduler.metric")
+        spec.scheduler["metric"] = reported_key(spec.scheduler["metric"], first, "scheduler.metric")
+        reports = max(config.epochs for config in configs) + 1  # ASHA's max_t: see sweep.tune_config
+        grace = spec.scheduler["grace_period"]
+        _need(grace <= reports, "scheduler.grace_period",
+              f"must be an integer in [1, epochs + 1 = {reports}] (reports per trial), got {grace!r}")
+    opts = spec.analysis
+    if opts.metrics:
+        opts.metrics = [metric_key(m, first, "analysis.metrics") for m in opts.metrics]
+    if opts.pareto:
+        opts.pareto = {metric_key(m, first, "analysis.pareto"): sense for m, sense in opts.pareto.items()}
     _check_datasets(configs)
 
 

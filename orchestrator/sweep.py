@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ray import tune
 
 from orchestrator import signals
+from orchestrator.configs import VARIANT, method_label, trial_config
 from orchestrator.reconcile import outcomes, saved_states
 from orchestrator.spec import Spec
-from orchestrator.trainable import SweepContext, flatten, run_driftlab_trial
+from orchestrator.storage import experiment_path
+from orchestrator.trainable import SweepContext, run_driftlab_trial
+from trainables import keys
 
 SMOKE = {"data_fraction": 0.25, "zeroshot_size": 200, "probe_size": 16, "lp_epochs": 1}
 
@@ -58,7 +61,7 @@ def param_space(spec: Spec) -> dict:
     space = dict(spec.trial)
     space.update({key: tune.grid_search(values) for key, values in spec.grid.items()})
     if spec.variants:
-        space["variant"] = tune.grid_search(spec.variants)
+        space[VARIANT] = tune.grid_search(spec.variants)
     return space
 
 
@@ -74,7 +77,8 @@ def tune_config(spec: Spec) -> tune.TuneConfig:
     if spec.scheduler:
         from ray.tune.schedulers import ASHAScheduler
 
-        epochs = int(spec.trial.get("epochs", 4))
+        # One report per epoch plus epoch 0's: the longest trial makes epochs + 1 reports.
+        epochs = max(config.epochs for config in spec.trial_configs())
         scheduler = ASHAScheduler(metric=spec.scheduler["metric"], mode=spec.scheduler["mode"],
                                   time_attr="training_iteration", max_t=epochs + 1,
                                   # --smoke shortens trials after validation: keep grace within max_t.
@@ -94,11 +98,11 @@ class Progress(tune.Callback):
     def _line(self, trial, status: str) -> None:
         self.done += 1
         r = trial.last_result or {}
-        shown = [k for k in sorted(r) if k in ("val/acc", "test/acc") or k.endswith("/retention")]
+        shown = [k for k in sorted(r) if k in (keys.VAL_ACC, keys.TEST_ACC) or keys.is_retention(k)]
         bits = [f"{k} {r[k]:.1f}" for k in shown if isinstance(r[k], float) and math.isfinite(r[k])]
         total = self.total or "?"
-        config = flatten(trial.config)
-        what = " ".join(f"{k}={config[k]}" for k in ("dataset", "method", "gta_lambda", "lr", "seed") if k in config)
+        cfg = trial_config(trial.config)
+        what = f"dataset={cfg.dataset} method={method_label(cfg)} lr={cfg.lr:g} seed={cfg.seed}"
         print(f"[{self.done}/{total} {time.time() - self.started:5.0f}s] {what}: "
               f"{r.get('status', status)} {'  '.join(bits)}", file=sys.stderr, flush=True)
 
@@ -123,8 +127,11 @@ def run_sweep(spec: Spec, storage: str, context: SweepContext, resume: bool) -> 
     # Trials that never started have no results: Tune warns about each while reading them back.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     trainable = tune.with_resources(tune.with_parameters(run_driftlab_trial, sweep=context), resources(spec))
-    path = str(Path(storage) / spec.name) if "://" not in storage else f"{storage.rstrip('/')}/{spec.name}"
+    path = experiment_path(storage, spec.name)
     total = spec.search.num_samples if spec.search else len(spec.configs())
+    # Tune's newer console output prints a "Configuration for experiment" box and a TensorBoard hint
+    # whatever `verbose` says; the classic one at verbose=0 prints nothing: our Progress lines are the output.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = time.time()
     if resume:
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
@@ -143,5 +150,4 @@ def run_sweep(spec: Spec, storage: str, context: SweepContext, resume: bool) -> 
 
 
 def can_resume(storage: str, name: str) -> bool:
-    path = str(Path(storage) / name) if "://" not in storage else f"{storage.rstrip('/')}/{name}"
-    return tune.Tuner.can_restore(path)
+    return tune.Tuner.can_restore(experiment_path(storage, name))

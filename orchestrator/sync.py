@@ -15,10 +15,11 @@ from pathlib import Path
 from orchestrator.reconcile import has_results, outcomes
 from orchestrator.tracking import (STATUS_TAG, create_trial_run, find_trial_run, logged_steps, numeric_metrics,
                                    param_values, run_state)
-from orchestrator.trainable import ARTIFACTS_DIR, SweepContext, flatten
-from trainables.config import TrialConfig
+from orchestrator.configs import trial_config
+from orchestrator.trainable import ARTIFACTS_DIR, SweepContext
+from trainables import keys
 
-NOT_METRICS = ("config/", "tracking/")  # Tune's flattened config and driftlab's own bookkeeping
+NOT_METRICS = ("config/", keys.UNSYNCED)  # Tune's flattened config and driftlab's own bookkeeping
 
 
 @dataclass
@@ -49,7 +50,7 @@ def _run_for(client, context: SweepContext, result, trial, done: Synced) -> str:
     """The trial's run, created if missing; with every config param it lacks."""
     from mlflow.entities import Param
 
-    config = TrialConfig.from_dict(flatten(result.config)).to_dict()
+    config = trial_config(result.config).to_dict()
     run = find_trial_run(client, context.experiment_id, context.parent_run_id, trial.trial_id)
     if run is None:
         done.runs_created += 1

@@ -8,13 +8,13 @@ orchestrator/sync.py); what is already there is skipped. A sweep still running i
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from orchestrator import signals
 from orchestrator.cli import parse_args
 from orchestrator.lock import SweepLock, SweepLocked
-from orchestrator.tracking import LocalServer, TrackingError, bound_client_retries, check_reachable, driftlab_home
+from orchestrator.storage import experiment_path, storage_root
+from orchestrator.tracking import LocalServer, TrackingError, bound_client_retries, check_reachable
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         return code
     from ray import tune
 
-    storage = args.storage or os.environ.get("DRIFTLAB_STORAGE") or str(driftlab_home() / "runs")
-    path = f"{storage.rstrip('/')}/{args.name}"
+    storage = storage_root(args.storage)
+    path = experiment_path(storage, args.name)
     if not tune.Tuner.can_restore(path):
         return _fail(f"name: no sweep {args.name!r} under {storage}")
     try:
@@ -74,7 +74,7 @@ def _sync(name: str, storage: str, path: str, uri: str) -> int:
     from mlflow import MlflowClient
     from ray import tune
 
-    from orchestrator.parent import close_parent, find_parent, spec_copy
+    from orchestrator.parent import close_parent, find_parent, spec_copy, summary
     from orchestrator.reconcile import sweep_status
     from orchestrator.sync import replay_spec, sync
     from orchestrator.trainable import SweepContext, run_driftlab_trial
@@ -91,8 +91,7 @@ def _sync(name: str, storage: str, path: str, uri: str) -> int:
     state = "unchanged"
     if client.get_run(parent).info.status == "RUNNING":
         state = sweep_status(done.counts, signalled=False) if not done.counts.get("interrupted") else "interrupted"
-        close_parent(client, parent, state, {"sweep/trials": float(len(results)),
-                                             **{f"sweep/{k}": float(v) for k, v in done.counts.items()}})
+        close_parent(client, parent, state, summary(len(results), done.counts))
     print(f"driftlab: synced {len(results)} trials of {name!r}: {done.runs_created} runs created, "
           f"{done.params} params, {done.metric_values} metric values written, {done.artifact_files} artifact "
           f"files uploaded; parent run {state}")

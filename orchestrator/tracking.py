@@ -27,6 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from trainables.keys import KIND_TAG, PARENT_TAG, STATUS_TAG, TRAIN_LOSS, TRIAL_TAG, VAL_ACC  # noqa: F401 - re-exported
+
 # MLflow's defaults retry a dead server for minutes per call; a sweep must not hang on it.
 CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
@@ -34,8 +36,7 @@ CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # stdout belongs to driftlab's own output
 }
-TRIAL_TAG, KIND_TAG, STATUS_TAG = "driftlab.trial_id", "driftlab.kind", "driftlab.status"
-STEP_MARKERS = ("val/acc", "train/loss")
+STEP_MARKERS = (VAL_ACC, TRAIN_LOSS)  # every report has one of them: see logged_steps
 
 
 class TrackingError(RuntimeError):
@@ -281,7 +282,7 @@ def create_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: s
     from mlflow.entities import Param
 
     run = client.create_run(experiment_id, run_name=name, tags={
-        "mlflow.parentRunId": parent_run_id, KIND_TAG: "trial", TRIAL_TAG: trial_id,
+        PARENT_TAG: parent_run_id, KIND_TAG: "trial", TRIAL_TAG: trial_id,
         "driftlab.config_hash": config_hash(config), STATUS_TAG: "running", "driftlab.attempts": "1", **tags})
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in param_values(config).items()])
     return run.info.run_id
@@ -295,7 +296,7 @@ def logged_steps(client, run_id: str) -> set[int]:
 def find_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str):
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and tags.`{PARENT_TAG}` = '{parent_run_id}'",
         max_results=5)
     return runs[0] if runs else None
 

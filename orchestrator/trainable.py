@@ -15,8 +15,9 @@ from pathlib import Path
 import ray
 from ray import tune
 
+from orchestrator.configs import trial_config
 from orchestrator.tracking import TrialRun
-from trainables.config import TrialConfig
+from trainables import keys
 from trainables.trial import Trial
 
 ARTIFACTS_DIR = "artifacts"  # inside the final checkpoint
@@ -30,13 +31,6 @@ class SweepContext:
     parent_run_id: str
 
 
-def flatten(config: dict) -> dict:
-    """A Tune config -> a flat trial config (a grid `variant` is merged in)."""
-    flat = {k: v for k, v in config.items() if k != "variant"}
-    flat.update(config.get("variant") or {})
-    return flat
-
-
 def _final_artifacts(trial: Trial, run: TrialRun, directory: Path) -> None:
     """Figures, layer table and trained parts, uploaded before the last report so that a failed upload is
     counted in it; they ride in the final checkpoint, so Tune's storage keeps them for `driftlab sync`."""
@@ -45,19 +39,18 @@ def _final_artifacts(trial: Trial, run: TrialRun, directory: Path) -> None:
 
 
 def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
-    trial_config = TrialConfig.from_dict(flatten(config))  # specs are validated before launch
+    cfg = trial_config(config)  # specs are validated before launch
     ctx = tune.get_context()
     # Params are the full config, defaults included, so a run alone says how to reproduce it.
     run = TrialRun(sweep.tracking_uri, sweep.experiment_id, sweep.parent_run_id, ctx.get_trial_id(),
-                   ctx.get_trial_name(), trial_config.to_dict())
+                   ctx.get_trial_name(), cfg.to_dict())
     run.open({"driftlab.node_id": ray.get_runtime_context().get_node_id()})
     if run.completed_metrics is not None:
-        tune.report({**run.completed_metrics, "epoch": trial_config.epochs, "status": "completed",
-                     "tracking/unsynced": 0})
+        tune.report({**run.completed_metrics, "epoch": cfg.epochs, "status": "completed", keys.UNSYNCED: 0})
         return
     status, seen = "failed", set()
     try:
-        trial = Trial(trial_config)
+        trial = Trial(cfg)
 
         def report(metrics: dict, checkpoint_dir: str | None) -> None:
             run.log(metrics)
@@ -70,7 +63,7 @@ def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
                 if metrics.get("status") in FINAL:
                     checkpoint_dir = checkpoint_dir or spare
                     _final_artifacts(trial, run, Path(checkpoint_dir) / ARTIFACTS_DIR)
-                out["tracking/unsynced"] = run.unsynced  # after the upload: a failed one counts
+                out[keys.UNSYNCED] = run.unsynced  # after the upload: a failed one counts
                 checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
                 tune.report(out, checkpoint=checkpoint)
 

@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 from orchestrator.cli import parse_args
+from trainables import keys
 from trainables.config import ConfigError, TrialConfig
 from trainables.dataset_check import check_local_dataset
 
-COLUMNS = ("epoch", "phase", "train/loss", "val/acc", "attn/delta_entropy_pct", "repr/cka/mean")
+COLUMNS = ("epoch", "phase", keys.TRAIN_LOSS, keys.VAL_ACC, keys.attn_delta("entropy"), keys.cka())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,23 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"driftlab: {err}", file=sys.stderr)
         return 2
-    zs_keys = [k for k in (f"zeroshot/{t}/retention" for t in trial.evaluator.zero_shot)]
-    columns = COLUMNS + tuple(zs_keys)
+    columns = COLUMNS + tuple(keys.retention(task) for task in trial.evaluator.zero_shot)
     print("  ".join(f"{c:>14}" for c in columns), file=log)
 
     def report(metrics: dict, _checkpoint_dir) -> None:
         print("  ".join(f"{_fmt(metrics.get(c, '')):>14}" for c in columns), file=log, flush=True)
 
     final = trial.run(report)
-    final.setdefault("time/trial_s", time.perf_counter() - started)
+    final.setdefault(keys.TRIAL_S, time.perf_counter() - started)
     if args.out:
         trial.write_artifacts(args.out)
         print(f"artifacts written to {args.out}", file=sys.stderr)
     if args.json:
         print(json.dumps(final, sort_keys=True))
     else:
-        print(f"status {final.get('status')}  test/acc {_fmt(final.get('test/acc', math.nan))}  "
-              f"{final['time/trial_s']:.1f}s", file=log)
+        print(f"status {final.get('status')}  test/acc {_fmt(final.get(keys.TEST_ACC, math.nan))}  "
+              f"{final[keys.TRIAL_S]:.1f}s", file=log)
     return 0 if final.get("status") in ("completed", "diverged") else 1
 
 

@@ -12,11 +12,31 @@ import sys
 from orchestrator import signals
 from orchestrator.cli import parse_args
 from orchestrator.tracking import LocalServer, PortInUse, TrackingError
+from trainables.keys import experiment_url
+
+UI_PORT = 5000
+
+
+def where_to_browse(tracking_uri: str, experiment_id: str, local_store: bool) -> str:
+    """The experiment's page; for the local store (whose server stops with the command that started it),
+    where `driftlab ui` will serve it."""
+    if local_store:
+        return f"`driftlab ui`, then {experiment_url(f'http://127.0.0.1:{UI_PORT}', experiment_id)}"
+    return experiment_url(tracking_uri, experiment_id)
+
+
+def print_experiments(uri: str) -> None:
+    """One line per experiment: its name and the link that opens its runs table."""
+    from mlflow import MlflowClient
+
+    for experiment in MlflowClient(uri).search_experiments(max_results=100):
+        if experiment.name != "Default":
+            print(f"  {experiment.name}: {experiment_url(uri, experiment.experiment_id)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="driftlab ui", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--port", type=int, default=UI_PORT)
     args, code = parse_args(parser, argv)
     if args is None:
         return code
@@ -35,6 +55,7 @@ def _serve(server: LocalServer) -> int:
     try:
         server.start()
         print(f"MLflow UI: {server.uri}  (Ctrl-C to stop)", flush=True)
+        print_experiments(server.uri)
         server.process.wait()
         if not signals.received:
             print(f"driftlab: the MLflow server stopped (code {server.process.returncode}); "

@@ -135,18 +135,18 @@ def close_runs(state: dict) -> None:
     uri, parent, experiment = (state.get(k) for k in ("tracking_uri", "parent_run_id", "experiment_id"))
     if not (uri and parent and experiment):
         return
-    from orchestrator.tracking import STATUS_TAG, bound_client_retries
+    from orchestrator.tracking import PARENT_TAG, STATUS_TAG, bound_client_retries, run_state
 
     bound_client_retries()
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
-    runs = client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent}' "
+    runs = client.search_runs([experiment], filter_string=f"tags.`{PARENT_TAG}` = '{parent}' "
                                                           "and attributes.status = 'RUNNING'")
     for run_id in [r.info.run_id for r in runs] + [parent]:
         if client.get_run(run_id).info.status == "RUNNING":
             client.set_tag(run_id, STATUS_TAG, "interrupted")
-            client.set_terminated(run_id, "KILLED")
+            client.set_terminated(run_id, run_state("interrupted"))
 
 
 def cleanup(known: dict, state: dict) -> None:

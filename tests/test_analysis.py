@@ -200,6 +200,21 @@ def test_spec_section_sets_options(tmp_path):
     assert set(tests["family"]) == {"paired"} and set(tests["metric"]) == {RETENTION}
 
 
+def test_parsed_options_pass_as_a_value_and_flags_override_them(tmp_path):
+    from analysis import AnalysisOptions
+    from analysis.cli import build_parser, run
+
+    csv = tmp_path / "s.csv"
+    synthetic_table().to_csv(csv, index=False)
+    defaults = AnalysisOptions(families=["paired"], metrics=[RETENTION])
+    run(build_parser().parse_args(["--csv", str(csv), "--out", str(tmp_path / "a")]), defaults)
+    tests = pd.read_csv(tmp_path / "a" / "tests.csv")
+    assert set(tests["family"]) == {"paired"} and set(tests["metric"]) == {RETENTION}
+    run(build_parser().parse_args(["--csv", str(csv), "--out", str(tmp_path / "b"), "--families", "dose"]), defaults)
+    assert set(pd.read_csv(tmp_path / "b" / "tests.csv")["family"]) == {"dose"}
+    assert defaults.families == ["paired"]  # the caller's value is not changed
+
+
 def test_csv_and_dataframe_paths_agree(tmp_path):
     csv = tmp_path / "s.csv"
     synthetic_table().to_csv(csv, index=False)
@@ -207,23 +222,48 @@ def test_csv_and_dataframe_paths_agree(tmp_path):
 
 
 def test_analysis_never_imports_ray_or_siblings():
+    """Nothing from ray or orchestrator; from trainables only the standard-library key module."""
     import pathlib
     import re
 
     root = pathlib.Path(__file__).resolve().parents[1] / "analysis"
-    pattern = re.compile(r"^\s*(from|import)\s+(ray|orchestrator|trainables)\b", re.M)
+    pattern = re.compile(r"^\s*(from|import)\s+(ray|orchestrator|trainables(?!\.keys\b|\s+import\s+keys\b))\b",
+                         re.M)
     offenders = [p.name for p in root.glob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
 
 
+def test_importing_analysis_pulls_neither_torch_nor_ray():
+    import subprocess
+    import sys
+
+    code = ("import sys, analysis, analysis.cli; "
+            "print(sorted(m for m in ('torch', 'ray', 'trainables.config') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-2000:]
+
+
+def test_parameter_columns_are_the_trial_config_keys():
+    from dataclasses import fields
+
+    from analysis.schema import PARAMETER_COLUMNS
+    from trainables.config import TrialConfig
+
+    assert sorted(PARAMETER_COLUMNS) == sorted(f.name for f in fields(TrialConfig))
+
+
 def test_single_trial_methods_are_skipped_not_crashed(tmp_path):
-    """One trial of a method (e.g. a sweep of fault variants) cannot be tested; the rest still runs."""
+    """One trial of a method (e.g. a sweep of head-init variants) cannot be tested; the rest still runs."""
     from analysis import analyze
 
-    rows = [dict(dataset="d", method="ft", lr=1e-3, seed=0, fault="none", status="completed", **{"val/acc": 50.0}),
-            dict(dataset="d", method="lora", lr=1e-3, seed=0, fault="none", status="completed", **{"val/acc": 40.0}),
-            dict(dataset="d", method="ft", lr=1e-3, seed=0, fault="crash_once", status="completed", **{"val/acc": 52.0}),
-            dict(dataset="d", method="ft", lr=1e-3, seed=0, fault="nan", status="diverged", **{"val/acc": float("nan")})]
+    rows = [dict(dataset="d", method="ft", lr=1e-3, seed=0, head_init="random", status="completed",
+                 **{"val/acc": 50.0}),
+            dict(dataset="d", method="lora", lr=1e-3, seed=0, head_init="random", status="completed",
+                 **{"val/acc": 40.0}),
+            dict(dataset="d", method="ft", lr=1e-3, seed=0, head_init="zeroshot", status="completed",
+                 **{"val/acc": 52.0}),
+            dict(dataset="d", method="ft", lr=1e-3, seed=0, head_init="zeroshot", status="diverged",
+                 **{"val/acc": float("nan")})]
     result = analyze(pd.DataFrame(rows), tmp_path)
     assert result.excluded == {"diverged": 1}
     assert (tmp_path / "report.md").exists()

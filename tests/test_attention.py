@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from trainables.attention import AttentionCapture
@@ -60,9 +61,5 @@ def test_capture_sees_lora_deltas_and_gradients_flow(tiny_clip_dir):
 
 def test_bad_layer_index_is_one_clear_error(tiny_clip_dir):
     clip = load_clip(tiny_clip_dir).model
-    try:
+    with pytest.raises(ValueError, match=r"gta_layers.*0\.\.1"):
         AttentionCapture(clip, layers=[5])
-    except ValueError as err:
-        assert "gta_layers" in str(err) and "0..1" in str(err)
-    else:
-        raise AssertionError("expected ValueError")

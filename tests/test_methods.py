@@ -122,3 +122,26 @@ def test_lora_targets_only_the_image_tower(tiny_clip_dir):
     lora_names = [n for n, _ in trial.model.named_parameters() if "lora_A" in n]
     assert lora_names and all("vision_model.encoder.layers." in n for n in lora_names)
     assert len(lora_names) == 2 * 6  # 2 layers x 6 targets
+
+
+def test_methods_and_regularisers_own_their_options():
+    from dataclasses import fields
+
+    from trainables.config import TrialConfig
+    from trainables.methods import REGULARISERS
+
+    owners = {**METHODS, **REGULARISERS}
+    declared = [key for module in owners.values() for key in getattr(module, "OPTIONS", ())]
+    assert len(declared) == len(set(declared)), "an option has one owner"
+    assert set(declared) <= {f.name for f in fields(TrialConfig)}
+    for name, module in owners.items():
+        assert hasattr(module, "check") == bool(getattr(module, "OPTIONS", ())), name
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_trained_parts_are_what_the_method_adds_to_the_checkpoint(tiny_clip_dir, method):
+    trial = make_trial(tiny_clip_dir, method=method)
+    parts = set(trial.trained(added_only=True))
+    added = {"ft": lambda n: False, "lp": lambda n: False, "lpft": lambda n: False}.get(method, TRAINS[method])
+    assert parts == {n for n, _ in trial.model.named_parameters() if n.startswith("head.") or added(n)}
+    assert set(trial.trained()) >= parts  # checkpoints hold everything that trains

@@ -231,6 +231,9 @@ def test_preprocessing_is_cached_in_process_and_on_disk(tmp_path, processor):
     # Same settings, another processor object: the in-process cache answers.
     again = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     assert load_real_task(path, again) is task
+    # Same sizes, another resampling filter: other pixels, so another cache entry.
+    nearest = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, resample=0)
+    assert load_real_task(path, nearest) is not task
 
     # A fresh process (simulated by clearing the in-process cache) reuses the Arrow cache on disk.
     real_data._load_cached.cache_clear()

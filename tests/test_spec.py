@@ -22,7 +22,7 @@ def test_ready_specs_and_cluster_file_validate(capsys):
     # Cluster specs (cpu: 4, gpu: 0.5 per trial) are valid for a cluster, not for this 2-CPU machine.
     assert driftlab(["validate", *map(str, specs), str(ROOT / "cluster.yaml"), "--address", "auto"]) == 0
     out = capsys.readouterr().out
-    assert "valid Ray cluster config" in out and "'demo': 60 trials" in out
+    assert "valid Ray cluster config" in out and "'demo': 27 trials" in out
     assert "SSH ingress: security group" in out
     assert driftlab(["validate", "demo"]) == 0
 
@@ -37,14 +37,19 @@ def test_demo_matches_the_documented_design():
     spec = load_spec("demo")
     configs = spec.configs()
     methods = {(c["method"], c.get("gta_lambda", 0)) for c in configs}
-    assert methods == {("ft", 0), ("lora", 0), ("lpft", 0), ("adapter", 0), ("ft", 0.5)}
-    assert len({c["dataset"] for c in configs}) >= 2 and len({c["lr"] for c in configs}) >= 2
+    assert methods == {("ft", 0), ("lora", 0), ("lp", 0), ("ft", 0.1), ("ft", 0.3)}
+    assert {c["dataset"] for c in configs} == {"embedded/shade"}
+    # The matched-learning-rate design: ft and lora at the same >= 3 rates spanning >= 1 decade, 3 seeds each.
+    lrs = {m: {c["lr"] for c in configs if c["method"] == m and not c.get("gta_lambda")} for m in ("ft", "lora")}
+    assert lrs["ft"] == lrs["lora"] and len(lrs["ft"]) >= 3 and max(lrs["ft"]) / min(lrs["ft"]) >= 10
     assert {c["seed"] for c in configs} == {0, 1, 2}
+    # GTA at the top rate.
+    assert {c["lr"] for c in configs if c.get("gta_lambda")} == {max(lrs["ft"])}
 
 
 def test_grid_expands_cartesian_times_variants():
     spec = load_spec(None)
-    assert len(spec.configs()) == 2 * 2 * 3 * 5
+    assert len(spec.configs()) == 3 * 9  # seeds x variants
 
 
 def _spec(tmp_path, **changes) -> str:
@@ -323,3 +328,41 @@ def test_unknown_spec_key_inside_search_space(tmp_path, capsys):
     path.write_text(text)
     assert driftlab(["validate", str(path)]) == 2
     assert capsys.readouterr().err.startswith("driftlab: search.space.lrr:")
+
+
+def test_metric_short_forms_resolve_to_the_first_zero_shot_task():
+    from orchestrator.spec import parse_spec
+
+    spec = parse_spec({"name": "s", "trial": {"zero_shot": ["embedded/colour"]},
+                       "search": {"space": {"lr": {"loguniform": [1e-4, 1e-2]}}, "num_samples": 2,
+                                  "objectives": {"val/acc": "max", "retention": "max"}},
+                       "scheduler": {"metric": "zeroshot_acc"},
+                       "analysis": {"metrics": ["retention", "val/acc"],
+                                    "pareto": {"val/acc": "max", "retention": "max"}}})
+    assert spec.search.objectives == {"val/acc": "max", "zeroshot/embedded_colour/retention": "max"}
+    assert spec.scheduler["metric"] == "zeroshot/embedded_colour/acc"
+    assert spec.analysis.metrics == ["zeroshot/embedded_colour/retention", "val/acc"]
+    assert spec.analysis.pareto == {"val/acc": "max", "zeroshot/embedded_colour/retention": "max"}
+
+
+def test_a_short_form_without_a_zero_shot_task_is_one_line(tmp_path, capsys):
+    path = _spec(tmp_path, trial={"zero_shot": []}, scheduler={"metric": "retention"})
+    assert driftlab(["validate", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("driftlab: scheduler.metric: 'retention'") and len(err.splitlines()) == 1, err
+
+
+def test_asha_max_t_covers_the_longest_trial_of_the_grid():
+    from orchestrator.spec import parse_spec
+    from orchestrator.sweep import tune_config
+
+    # epochs only in the grid (the trial section has none): the longest trial makes 6 + 1 reports.
+    grid = parse_spec({"name": "g", "grid": {"epochs": [2, 6], "method": ["ft"]}, "scheduler": {"metric": "val/acc"}})
+    assert tune_config(grid).scheduler._max_t == 7
+    variants = parse_spec({"name": "v", "trial": {"epochs": 2}, "variants": [{"method": "ft"}, {"epochs": 5}],
+                           "scheduler": {"metric": "val/acc"}})
+    assert tune_config(variants).scheduler._max_t == 6
+    search = parse_spec({"name": "s", "search": {"space": {"epochs": {"int": [1, 3]}}, "num_samples": 2,
+                                                 "objectives": {"val/acc": "max"}},
+                         "scheduler": {"metric": "val/acc"}})
+    assert tune_config(search).scheduler._max_t == 4

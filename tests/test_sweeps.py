@@ -13,14 +13,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from orchestrator.tracking import LocalServer
+from tests.faults import CRASH_SEED, NAN_SEED
 from tests.services import RayCluster, service_env
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 SMALL = {"model": "embedded", "dataset": "embedded/size", "epochs": 2, "data_fraction": 0.25,
          "zeroshot_size": 120, "probe_size": 16}
@@ -77,16 +80,25 @@ def env(tmp_path):
 
 
 def test_local_sweep_retries_a_crash_marks_divergence_and_tracks_every_trial(tmp_path, env, mlflow_uri):
+    # `python -m tests.faults` is `driftlab run` with the trainable wrapped: one trial crashes once after
+    # its first epoch, one trial's loss turns NaN (see tests/faults.py).
     spec = write_spec(tmp_path / "faults.yaml", "faults", [
-        {"method": "ft"}, {"method": "lora"}, {"method": "ft", "fault": "crash_once"}, {"method": "ft", "fault": "nan"}])
-    proc = run_driftlab("run", spec, "--tracking-uri", mlflow_uri, "--num-cpus", "2", env=env)
+        {"method": "ft"}, {"method": "lora"}, {"method": "ft", "seed": CRASH_SEED}, {"method": "ft", "seed": NAN_SEED}])
+    proc = subprocess.run([sys.executable, "-m", "tests.faults", "run", spec, "--tracking-uri", mlflow_uri,
+                           "--num-cpus", "2"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "4 completed" not in proc.stderr and "3 completed" in proc.stderr and "1 diverged" in proc.stderr
+    assert "Configuration for experiment" not in proc.stdout + proc.stderr and "tensorboard" not in proc.stdout
+    from mlflow import MlflowClient
+    experiment = MlflowClient(mlflow_uri).get_experiment_by_name("faults")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    page = f"{mlflow_uri}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning"
+    assert page in proc.stderr
     runs = children(mlflow_uri, "faults")
     assert len(runs) == 4 and len({r.data.tags["driftlab.trial_id"] for r in runs}) == 4
     assert all(r.info.status == "FINISHED" for r in runs)
-    by_fault = {r.data.params["fault"]: r for r in runs if r.data.params["method"] == "ft"}
-    crashed, diverged = by_fault["crash_once"], by_fault["nan"]
+    by_seed = {int(r.data.params["seed"]): r for r in runs if r.data.params["method"] == "ft"}
+    crashed, diverged = by_seed[CRASH_SEED], by_seed[NAN_SEED]
     assert crashed.data.tags["driftlab.status"] == "completed" and crashed.data.tags["driftlab.attempts"] == "2"
     assert diverged.data.tags["driftlab.status"] == "diverged"
     for run in runs:
@@ -94,7 +106,6 @@ def test_local_sweep_retries_a_crash_marks_divergence_and_tracks_every_trial(tmp
             continue
         assert history(mlflow_uri, run.info.run_id, "val/acc") == [0, 1, 2]
         assert "zeroshot/embedded_colour/retention" in run.data.metrics
-        from mlflow import MlflowClient
         names = {a.path for a in MlflowClient(mlflow_uri).list_artifacts(run.info.run_id)}
         assert {"attention_heatmaps.png", "entropy_by_layer.png", "layer_metrics.csv",
                 "trained_parts.safetensors"} <= names
@@ -106,6 +117,7 @@ def test_local_sweep_retries_a_crash_marks_divergence_and_tracks_every_trial(tmp
     analysed = run_driftlab("analyze", "--experiment", "faults", "--tracking-uri", mlflow_uri, "--out", str(out),
                             env=env)
     assert analysed.returncode == 0, analysed.stderr[-3000:]
+    assert page in analysed.stderr
     report = (out / "report.md").read_text()
     assert "3 completed trial(s) analysed, 1 excluded" in report and "diverged" in report
     from mlflow import MlflowClient
@@ -142,10 +154,25 @@ def test_local_store_is_started_and_stopped_and_a_finished_sweep_is_not_rerun(tm
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=10",
                                     timeout=10) as resp:
             assert b"tiny" in resp.read()
+        shown = _read_until(ui.stdout, "tiny: ", 120)  # each sweep's page in the UI
+        assert f"tiny: http://127.0.0.1:{port}/#/experiments/" in shown and "workflowType=machine_learning" in shown
     finally:
         ui.send_signal(signal.SIGINT)
         ui.wait(60)
     assert not _healthy(f"http://127.0.0.1:{port}/health")
+
+
+def _read_until(stream, text: str, timeout: float) -> str:
+    """A process's stdout until it holds `text` (or the timeout passes); raw reads, so no buffer hides lines."""
+    import select
+    seen, deadline = "", time.time() + timeout
+    while text not in seen and time.time() < deadline:
+        if select.select([stream], [], [], 1)[0]:
+            chunk = os.read(stream.fileno(), 4096).decode()
+            if not chunk:
+                break
+            seen += chunk
+    return seen
 
 
 def _healthy(url: str) -> bool:

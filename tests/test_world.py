@@ -13,12 +13,22 @@ def test_same_seed_same_world_different_seed_different():
     assert not np.array_equal(a.images, c.images)
 
 
+def shaded(colour: int, shade: int) -> np.ndarray:
+    """The object's nominal RGB: its colour mixed toward white (mix > 0) or black (mix < 0)."""
+    base = np.array(list(world.COLOURS.values()), dtype=float)[colour]
+    mix = list(world.SHADES.values())[shade]
+    return base + mix * (255 - base) if mix > 0 else base * (1 + mix)
+
+
 def test_boxes_contain_their_objects():
-    w = world.generate(60, seed=1)
-    colours = np.array(list(world.COLOURS.values()), dtype=float)
-    for img, box, colour in zip(w.images, w.boxes, w.labels["colour"]):
-        # Pixels close to the object's colour (the background is desaturated grey) must lie inside the box.
-        dist = np.linalg.norm(img.astype(float) - colours[colour], axis=-1)
+    w = world.generate(120, seed=1)
+    saturated = [k for k, name in enumerate(world.SHADES) if name in ("light", "deep")]
+    for img, box, colour, shade in zip(w.images, w.boxes, w.labels["colour"], w.labels["shade"]):
+        # Pixels close to the object's colour must lie inside the box. Only the saturated shades are
+        # told apart from the grey background this way (pale and dark colours come close to grey).
+        if shade not in saturated:
+            continue
+        dist = np.linalg.norm(img.astype(float) - shaded(colour, shade), axis=-1)
         ys, xs = np.nonzero(dist < 40)
         assert len(xs) > 4
         x0, y0, x1, y1 = box
@@ -42,16 +52,31 @@ def test_box_centre_lies_in_labelled_quadrant_and_size_orders_area():
 
 def test_captions_name_the_true_attributes():
     w = world.generate(200, seed=5)
-    names = {"shape": world.SHAPES, "colour": tuple(world.COLOURS), "size": tuple(world.SIZES),
-             "quadrant": world.QUADRANTS}
     for i, caption in enumerate(w.captions):
         mentioned = 0
-        for attribute, classes in names.items():
+        for attribute, classes in world.ATTRIBUTES.items():
             true = classes[w.labels[attribute][i]]
             others = [c for c in classes if c != true]
             assert not any(f" {o}" in f" {caption}" for o in others if o not in true), (caption, attribute)
             mentioned += f" {true}" in f" {caption}"
         assert mentioned >= 1
+
+
+def test_shades_mix_the_object_colour_toward_white_or_black():
+    w = world.generate(240, seed=9)
+    for i, (x0, y0, x1, y1) in enumerate(w.boxes.astype(int)):
+        if world.SHAPES[w.labels["shape"][i]] == "ring":  # the ring's centre is background
+            continue
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        centre = np.median(w.images[i, cy - 1:cy + 2, cx - 1:cx + 2].reshape(-1, 3).astype(float), axis=0)
+        # Per-image colour jitter (sd 10 per channel) and pixel noise (sd 6) stay well inside this bound.
+        assert np.abs(centre - shaded(w.labels["colour"][i], w.labels["shade"][i])).max() < 45
+
+
+def test_the_default_task_is_rarely_captioned():
+    w = world.generate(2000, seed=6)
+    named = np.mean([any(f" {s} " in f" {c} " for s in world.SHADES) for c in w.captions])
+    assert 0.01 < named < 0.15
 
 
 def test_every_task_is_exactly_balanced():

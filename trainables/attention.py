@@ -68,10 +68,11 @@ class AttentionCapture:
         k = k.view(b, t, -1, module.head_dim).transpose(1, 2)
         return q, k, module.scale
 
-    def cls_logits(self) -> list[torch.Tensor]:
-        """Pre-softmax [CLS]-query logits over every token (CLS first), [B, H, T] per captured layer."""
+    def cls_logits(self, layers: list[int] | None = None) -> list[torch.Tensor]:
+        """Pre-softmax [CLS]-query logits over every token (CLS first), [B, H, T] per captured layer
+        (or per layer of `layers`, a subset of the captured ones)."""
         out = []
-        for slot in range(len(self._attn)):
+        for slot in range(len(self._attn)) if layers is None else [self.layer_ids.index(i) for i in layers]:
             q, k, scale = self._heads(slot)
             out.append(torch.einsum("bhd,bhtd->bht", q[:, :, 0].float(), k.float()) * scale)
         return out

@@ -9,31 +9,17 @@ model's own image processor, so the trial never knows where its data came from.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from trainables import world
-from trainables.config import ConfigError
 from trainables.dataset_check import looks_like_path
-from trainables.splits import Split, balanced_indices
+from trainables.errors import ConfigError
+from trainables.splits import Split, TaskData, balanced_indices
 
 EMBEDDED_SPLITS = {"train": (2048, 101), "val": (512, 102), "test": (1024, 103)}
-
-
-@dataclass
-class TaskData:
-    """A classification task ready for a trial."""
-
-    name: str
-    classes: tuple[str, ...]
-    templates: tuple[str, ...]
-    train: Split
-    val: Split
-    test: Split
-    augment: bool  # random resized crop + flip while training (off where it would change the label)
 
 
 def embedded_names() -> list[str]:

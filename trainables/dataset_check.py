@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from trainables.config import ConfigError
+from trainables.errors import ConfigError
 
 SPLIT_DIRS = ("train", "test", "validation", "val", "valid", "dev")
 

@@ -1,65 +1,105 @@
 """What a trial measures each epoch: accuracy, attention drift, representation drift, zero-shot.
 
-The pretrained baselines (attention metrics, [CLS] hidden states, zero-shot accuracy) are
-measured once, when the Evaluator is built on the still-pretrained model (before a method
-wraps or trains it), through exactly the functions later epochs use. Attention comes from
-one SDPA forward over the fixed probe set with q/k hooks (trainables/attention.py); all
-metric definitions live in trainables/metrics.py.
+    evaluator = Evaluator(task, config, loaded, mean, std, device)
+    evaluator.measure_baseline(model)     # once, on the pretrained model
+    metrics = evaluator.run(model, epoch)  # flat {key: value}, keys from trainables/keys.py
 
-Keys (MLflow names): val/acc, test/acc, attn/<metric>/layer_<i>, attn/<metric>/mean,
-attn/delta_<metric>_pct, repr/cka/layer_<i>, repr/cka/mean, zeroshot/<task>/acc,
-zeroshot/<task>/retention. `attn/rollout_entropy/mean` is the entropy of the whole-network
-rollout (one value, no per-layer keys).
+Attention comes from one SDPA forward over the fixed probe set with q/k hooks
+(trainables/attention.py); each attention metric is one line of ATTENTION_METRICS, a function
+of one layer's `View` (or, for whole-network metrics, of all layers) whose result is averaged
+over the probe set. Definitions live in trainables/metrics.py. The pretrained baselines
+(attention, [CLS] states, zero-shot accuracy) go through exactly the functions later epochs use.
 """
 
 from __future__ import annotations
 
 import math
-import re
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trainables import keys
 from trainables import metrics as M
 from trainables.attention import AttentionCapture
-from trainables.config import ConfigError
 from trainables.data import load_zero_shot, probe_indices
+from trainables.errors import ConfigError
+from trainables.figures import AttentionSnapshot
+from trainables.methods import active_regularisers
 from trainables.models import text_classifier
 from trainables.splits import Split, balanced_indices, normalise
 
-LAYER_METRICS = ("entropy", "entropy_norm", "mass95", "gini", "topk", "head_diversity", "mad", "box_alignment")
-ATTN_METRICS = LAYER_METRICS + ("rollout_entropy",)
 EVAL_BATCH = 256
 
 
-def metric_task_name(name: str) -> str:
-    """A dataset name as one metric-key segment: `embedded/colour` -> `embedded_colour`,
-    `uoft-cs/cifar100` -> `uoft-cs_cifar100`, a local path -> its file or folder name without suffix."""
-    from pathlib import Path
+@dataclass(frozen=True)
+class View:
+    """What an attention metric reads: one layer's attention on the probe set, and the probe's geometry."""
 
-    if not name.startswith("embedded/") and Path(name).exists():
-        return Path(name).stem
-    return name.replace("/", "_")
+    p: torch.Tensor  # [B, H, N] CLS->patch distribution (CLS column dropped, renormalised)
+    attn: torch.Tensor  # [B, H, T, T] full attention probabilities of this layer
+    layers: list[torch.Tensor]  # every layer's [B, H, T, T], for whole-network metrics
+    grid: tuple[int, int]
+    patch: int
+    topk: int  # patches in the top 10%
+    boxes: torch.Tensor | None  # [B, 4] object boxes, when the data has them
+
+
+@dataclass(frozen=True)
+class AttentionMetric:
+    of: Callable[[View], torch.Tensor]  # averaged over whatever dims it returns
+    per_layer: bool = True  # False: one value for the whole network (only its `mean` key)
+    needs_boxes: bool = False
+
+
+ATTENTION_METRICS: dict[str, AttentionMetric] = {
+    "entropy": AttentionMetric(lambda v: M.entropy(v.p)),
+    "entropy_norm": AttentionMetric(lambda v: M.entropy_norm(v.p)),
+    "mass95": AttentionMetric(lambda v: M.mass_fraction(v.p, 0.95)),
+    "gini": AttentionMetric(lambda v: M.gini(v.p)),
+    "topk": AttentionMetric(lambda v: M.topk_mass(v.p, v.topk)),
+    "head_diversity": AttentionMetric(lambda v: M.head_diversity(v.p)),
+    "mad": AttentionMetric(lambda v: M.mean_attention_distance(v.attn, v.grid, v.patch)),
+    "box_alignment": AttentionMetric(lambda v: M.box_alignment(v.p, v.boxes, v.grid, v.patch), needs_boxes=True),
+    "rollout_entropy": AttentionMetric(lambda v: M.entropy(M.rollout(v.layers)), per_layer=False),
+}
+ALWAYS_REPORTED = frozenset({keys.VAL_ACC, keys.TEST_ACC, keys.TRAIN_LOSS, keys.cka(), keys.TRAIN_S})
 
 
 def reported_metric(name: str, config) -> bool:
     """Whether a trial under `config` reports the metric `name` (for validating search objectives)."""
-    if name in ("val/acc", "test/acc", "train/loss", "repr/cka/mean", "time/train_s"):
-        return True
-    if name == "train/gta_penalty":
-        return config.gta_lambda > 0
-    metric_alt = "|".join(ATTN_METRICS)
-    tasks = "|".join(re.escape(metric_task_name(t)) for t in config.zero_shot) or "(?!)"
-    patterns = (rf"attn/({metric_alt})/(mean|layer_\d+)", rf"attn/delta_({metric_alt})_pct", r"repr/cka/layer_\d+",
-                rf"zeroshot/({tasks})/(acc|retention)")
-    return any(re.fullmatch(p, name) for p in patterns)
+    key = keys.parse(name)
+    if key is None or key.best:
+        return False
+    if key.kind == "fixed":
+        return name in ALWAYS_REPORTED
+    if key.kind == "attn":
+        metric = ATTENTION_METRICS.get(key.metric)
+        return metric is not None and (key.layer is None or metric.per_layer)
+    if key.kind == "attn_delta":
+        return key.metric in ATTENTION_METRICS and key.layer is None
+    if key.kind == "zeroshot":
+        return key.subject in {keys.task_segment(t) for t in config.zero_shot}
+    if key.kind == "penalty":
+        return key.subject in active_regularisers(config)
+    return key.kind == "cka"
+
+
+@dataclass
+class Reading:
+    """One attention pass over the probe set."""
+
+    values: dict[str, list[float]]  # attention metric -> per-layer values (one value if whole-network)
+    cls: list[torch.Tensor]  # [CLS] hidden state after each layer
+    maps: torch.Tensor  # head-averaged CLS->patch maps [B, L, N], on the CPU
 
 
 class Evaluator:
-    """Built on the pretrained model (which fixes the baselines); `run(model, epoch)` -> flat metrics."""
+    """Measures a model on the trial's splits; `measure_baseline` once on the pretrained model, then `run`."""
 
-    def __init__(self, model, task, config, loaded, mean, std, device):
+    def __init__(self, task, config, loaded, mean, std, device):
         self.config, self.task, self.device = config, task, device
         self.mean, self.std = mean, std
         vision = loaded.model.config.vision_config
@@ -71,11 +111,9 @@ class Evaluator:
         self.probe_boxes = None if probe.boxes is None else probe.boxes.to(device)
         self.topk = max(1, round(0.1 * self.grid[0] * self.grid[1]))  # mass on the top 10% of patches
         self.zero_shot = self._zero_shot_tasks(loaded)
-        model.eval()
-        self.baseline_attn, self.baseline_cls, self.baseline_maps = self._attention(model)
-        self.baseline_zs = {name: self._zero_shot_acc(model, *zs) for name, zs in self.zero_shot.items()}
-        self.last_maps = self.baseline_maps
-        self.last_layers = {}
+        self.baseline: Reading | None = None
+        self.baseline_zs: dict[str, float] = {}
+        self.latest: Reading | None = None
 
     def _zero_shot_tasks(self, loaded) -> dict[str, tuple[torch.Tensor, Split]]:
         if self.config.zero_shot and loaded.tokenizer is None:
@@ -88,36 +126,30 @@ class Evaluator:
                 split = split.subset(balanced_indices(split.labels.numpy(), total=self.config.zeroshot_size))
             # The text tower is frozen in every method, so the classifier is built once per trial.
             classifier = text_classifier(loaded.model, loaded.tokenizer, classes, templates, "cpu").to(self.device)
-            tasks[metric_task_name(name)] = (classifier, split)
+            tasks[keys.task_segment(name)] = (classifier, split)
         return tasks
+
+    def measure_baseline(self, model) -> None:
+        """The pretrained reference every drift and retention metric compares against."""
+        model.eval()
+        self.baseline = self.latest = self._attention(model)
+        self.baseline_zs = {name: self._zero_shot_acc(model, *zs) for name, zs in self.zero_shot.items()}
 
     # ---- measurements ---------------------------------------------------------------------
     @torch.no_grad()
-    def _attention(self, model) -> tuple[dict[str, list[float]], list[torch.Tensor], torch.Tensor]:
-        """Per-layer attention metrics, per-layer [CLS] states, and head-averaged CLS maps on the probe set."""
+    def _attention(self, model) -> Reading:
+        """Every attention metric, the per-layer [CLS] states and the head-averaged CLS maps on the probe set."""
         clip = model.clip_model()
         with AttentionCapture(clip) as cap:
             out = clip.vision_model(pixel_values=self.probe_x, output_hidden_states=True)
         probs = cap.probabilities()
-        cls_states = [h[:, 0].float() for h in out.hidden_states[1:]]
-        values: dict[str, list[float]] = {name: [] for name in LAYER_METRICS}
-        maps = []
-        for attn in probs:
-            p = M.cls_patch_distribution(attn[:, :, 0, :])  # [B, H, N]
-            maps.append(p.mean(1))
-            values["entropy"].append(M.entropy(p).mean().item())
-            values["entropy_norm"].append(M.entropy_norm(p).mean().item())
-            values["mass95"].append(M.mass_fraction(p, 0.95).mean().item())
-            values["gini"].append(M.gini(p).mean().item())
-            values["topk"].append(M.topk_mass(p, self.topk).mean().item())
-            values["head_diversity"].append(float(M.head_diversity(p)))
-            values["mad"].append(M.mean_attention_distance(attn, self.grid, self.patch).mean().item())
-            if self.probe_boxes is not None:
-                values["box_alignment"].append(M.box_alignment(p, self.probe_boxes, self.grid, self.patch).mean().item())
-        if self.probe_boxes is None:
-            del values["box_alignment"]
-        values["rollout_entropy"] = [M.entropy(M.rollout(probs)).mean().item()]
-        return values, cls_states, torch.stack(maps, 1).cpu()
+        views = [View(M.cls_patch_distribution(a[:, :, 0, :]), a, probs, self.grid, self.patch, self.topk,
+                      self.probe_boxes) for a in probs]
+        values = {name: [float(metric.of(v).mean()) for v in (views if metric.per_layer else views[-1:])]
+                  for name, metric in ATTENTION_METRICS.items()
+                  if self.probe_boxes is not None or not metric.needs_boxes}
+        maps = torch.stack([v.p.mean(1) for v in views], 1).cpu()
+        return Reading(values, [h[:, 0].float() for h in out.hidden_states[1:]], maps)
 
     @torch.no_grad()
     def _percent_correct(self, logits_of, split: Split) -> float:
@@ -138,27 +170,39 @@ class Evaluator:
     # ---- per epoch --------------------------------------------------------------------------
     def run(self, model, epoch: int) -> dict[str, float]:
         """val/acc every epoch; attention, representation and zero-shot metrics every `eval_every` epochs."""
+        if self.baseline is None:
+            raise RuntimeError("Evaluator.run: call measure_baseline(model) on the pretrained model first")
         model.eval()
-        out = {"val/acc": self.accuracy(model, self.task.val)}
+        out = {keys.VAL_ACC: self.accuracy(model, self.task.val)}
         if epoch % self.config.eval_every and epoch != self.config.epochs:
             return out
-        values, cls_states, self.last_maps = self._attention(model)
-        self.last_layers = values
-        for name, per_layer in values.items():
-            if name != "rollout_entropy":
-                out.update({f"attn/{name}/layer_{i}": v for i, v in enumerate(per_layer)})
-            mean, base = float(np.mean(per_layer)), float(np.mean(self.baseline_attn[name]))
-            out[f"attn/{name}/mean"] = mean
-            out[f"attn/delta_{name}_pct"] = 100.0 * (mean - base) / abs(base) if base else 0.0
-        cka = [M.linear_cka(a, b) for a, b in zip(cls_states, self.baseline_cls)]
-        out.update({f"repr/cka/layer_{i}": v for i, v in enumerate(cka)})
-        out["repr/cka/mean"] = float(np.mean(cka))
+        self.latest = self._attention(model)
+        out.update(self._attention_keys(self.latest))
+        cka = [M.linear_cka(a, b) for a, b in zip(self.latest.cls, self.baseline.cls)]
+        out.update({keys.cka(i): v for i, v in enumerate(cka)})
+        out[keys.cka()] = float(np.mean(cka))
         for name, (classifier, split) in self.zero_shot.items():
-            acc = self._zero_shot_acc(model, classifier, split)
-            base = self.baseline_zs[name]
-            out[f"zeroshot/{name}/acc"] = acc
-            out[f"zeroshot/{name}/retention"] = 100.0 * acc / base if base else math.nan
+            acc, base = self._zero_shot_acc(model, classifier, split), self.baseline_zs[name]
+            out[keys.zeroshot_acc(name)] = acc
+            # acc / base first: an unchanged accuracy gives exactly 100.
+            out[keys.retention(name)] = 100.0 * (acc / base) if base else math.nan
+        return out
+
+    def _attention_keys(self, reading: Reading) -> dict[str, float]:
+        out = {}
+        for name, per_layer in reading.values.items():
+            if ATTENTION_METRICS[name].per_layer:
+                out.update({keys.attn(name, i): v for i, v in enumerate(per_layer)})
+            mean, base = float(np.mean(per_layer)), float(np.mean(self.baseline.values[name]))
+            out[keys.attn(name)] = mean
+            out[keys.attn_delta(name)] = 100.0 * (mean - base) / abs(base) if base else 0.0
         return out
 
     def test_accuracy(self, model) -> dict[str, float]:
-        return {"test/acc": self.accuracy(model, self.task.test)}
+        return {keys.TEST_ACC: self.accuracy(model, self.task.test)}
+
+    def snapshot(self) -> AttentionSnapshot:
+        """The probe set's attention, pretrained vs latest evaluation, for the trial's figures."""
+        whole = frozenset(name for name, metric in ATTENTION_METRICS.items() if not metric.per_layer)
+        return AttentionSnapshot(self.probe_pixels, self.grid, self.baseline.maps, self.latest.maps,
+                                 self.baseline.values, self.latest.values, whole)

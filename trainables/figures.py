@@ -1,16 +1,41 @@
 """Trial figures: CLS-attention heatmaps before/after on probe images, entropy by layer, per-layer table.
 
-Written into a trial's output directory (the orchestrator logs them to MLflow). Agg backend:
-no display needed.
+`write_figures(snapshot, out_dir)` writes all three from an `AttentionSnapshot` (what the
+evaluator saw on the probe set, pretrained vs latest) into a trial's output directory (the
+orchestrator logs them to MLflow). Agg backend: no display needed.
 """
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+
+@dataclass(frozen=True)
+class AttentionSnapshot:
+    """The probe set's attention, pretrained (before) and at the latest evaluation (after)."""
+
+    images: torch.Tensor  # uint8 [B, 3, H, W] probe images
+    grid: tuple[int, int]  # patch rows, cols
+    before_maps: torch.Tensor  # head-averaged CLS->patch maps [B, L, N]
+    after_maps: torch.Tensor
+    before: dict[str, list[float]]  # attention metric -> per-layer values (one value: whole network)
+    after: dict[str, list[float]]
+    whole_network: frozenset[str] = frozenset()  # metrics measured once for the network, not per layer
+
+
+def write_figures(snapshot: AttentionSnapshot, out_dir: Path) -> list[Path]:
+    """Heatmaps, entropy by layer and the per-layer table of `snapshot`; their paths."""
+    s = snapshot
+    return [
+        attention_heatmaps(s.images, s.before_maps, s.after_maps, s.grid, out_dir / "attention_heatmaps.png"),
+        entropy_by_layer(s.before["entropy"], s.after["entropy"], out_dir / "entropy_by_layer.png"),
+        layer_table(s.before, s.after, out_dir / "layer_metrics.csv", s.whole_network),
+    ]
 
 
 def _pyplot():
@@ -85,13 +110,14 @@ def entropy_by_layer(before: list[float], after: list[float], path: Path) -> Pat
     return path
 
 
-def layer_table(before: dict[str, list[float]], after: dict[str, list[float]], path: Path) -> Path:
-    """CSV with one row per (metric, layer): pretrained value, tuned value."""
+def layer_table(before: dict[str, list[float]], after: dict[str, list[float]], path: Path,
+                whole_network: frozenset[str] = frozenset()) -> Path:
+    """CSV with one row per (metric, layer): pretrained value, tuned value (layer `all` for whole-network ones)."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["metric", "layer", "pretrained", "tuned"])
         for metric, values in before.items():
             for layer, value in enumerate(values):
                 tuned = after.get(metric, [float("nan")] * len(values))[layer]
-                writer.writerow([metric, layer if metric != "rollout_entropy" else "all", value, tuned])
+                writer.writerow([metric, "all" if metric in whole_network else layer, value, tuned])
     return path

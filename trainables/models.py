@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainables.config import ConfigError
+from trainables.errors import ConfigError
 
 EMBEDDED_DIR = Path(__file__).parent / "embedded"
 VISION_LAYER_RE = re.compile(r"(?:^|\.)vision_model\.encoder\.layers\.(\d+)$")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+TEXT_BATCH = 2048  # prompts per text-tower forward when building a zero-shot classifier
 
 
 @dataclass
@@ -32,7 +33,6 @@ class LoadedClip:
     model: nn.Module
     tokenizer: object | None
     image_processor: object
-    source: str
 
 
 def model_path(model: str) -> str:
@@ -76,7 +76,7 @@ def load_clip(model: str) -> LoadedClip:
     except OSError:
         processor = default_image_processor(config.vision_config.image_size)
     clip.eval()
-    return LoadedClip(model=clip, tokenizer=tokenizer, image_processor=processor, source=path)
+    return LoadedClip(model=clip, tokenizer=tokenizer, image_processor=processor)
 
 
 def _processor_class():
@@ -131,9 +131,15 @@ class ImageClassifier(nn.Module):
     def __init__(self, clip: nn.Module, num_classes: int):
         super().__init__()
         self.clip = clip
+        self._pretrained = frozenset(id(p) for p in clip.parameters())
         dim = clip.config.projection_dim
         scale = min(float(clip.logit_scale.detach().exp()), 100.0)
         self.head = Head(dim, num_classes, scale)
+
+    def added_parameters(self, params: list[nn.Parameter]) -> list[nn.Parameter]:
+        """Those of `params` the pretrained checkpoint does not hold (head, LoRA, adapters), by identity:
+        what a tuned model adds to it. Wrapping keeps the pretrained parameter objects, so this holds after it."""
+        return [p for p in params if id(p) not in self._pretrained]
 
     def clip_model(self) -> nn.Module:
         """The underlying CLIPModel (through a peft wrapper if there is one)."""
@@ -161,12 +167,19 @@ def cls_hidden_states(clip: nn.Module, pixel_values: torch.Tensor) -> list[torch
 
 @torch.no_grad()
 def text_classifier(clip: nn.Module, tokenizer, classes, templates, device) -> torch.Tensor:
-    """Zero-shot classifier [C, D]: per class, each template's embedding normalised, averaged, renormalised."""
+    """Zero-shot classifier [C, D]: per class, each template's embedding normalised, averaged, renormalised.
+
+    Every class x template prompt goes through the text tower together (as open_clip does), in
+    chunks of whole classes of at most TEXT_BATCH prompts; one forward per class is many times slower.
+    """
+    per_chunk = max(1, TEXT_BATCH // len(templates))
     rows = []
-    for name in classes:
-        prompts = [t.format(name) for t in templates]
+    for start in range(0, len(classes), per_chunk):
+        names = classes[start:start + per_chunk]
+        prompts = [t.format(name) for name in names for t in templates]
         tokens = tokenizer(prompts, padding=True, truncation=True, return_tensors="pt").to(device)
         text = clip.text_projection(clip.text_model(input_ids=tokens["input_ids"],
                                                   attention_mask=tokens["attention_mask"]).pooler_output)
-        rows.append(F.normalize(F.normalize(text, dim=-1).mean(0), dim=-1))
-    return torch.stack(rows)
+        text = F.normalize(text, dim=-1).view(len(names), len(templates), -1)
+        rows.append(F.normalize(text.mean(1), dim=-1))
+    return torch.cat(rows)

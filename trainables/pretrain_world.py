@@ -122,7 +122,7 @@ def pretrain(out_dir: Path, steps: int) -> dict:
     record = dict(settings=dict(SETTINGS, steps=steps), seconds=round(time.time() - start, 1),
                   zero_shot_accuracy=accuracies,
                   chance={name: 1 / len(task.classes) for name, task in world.TASKS.items()},
-                  torch=torch.__version__, command="driftlab pretrain-world")
+                  torch=torch.__version__, threads=torch.get_num_threads(), command="driftlab pretrain-world")
     (out_dir / "pretrain_record.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1:
         print("driftlab: --steps: must be an integer >= 1", file=sys.stderr)
         return 2
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    # One thread: the summation order, and so the checkpoint's bytes, do not depend on the core count.
+    torch.set_num_threads(1)
     record = pretrain(args.out, args.steps)
     print(json.dumps(record["zero_shot_accuracy"], indent=2))
     return 0

@@ -39,9 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainables.config import ConfigError
-from trainables.data import TaskData, _processor_key
-from trainables.splits import Split, balanced_indices
+from trainables.errors import ConfigError
+from trainables.splits import Split, TaskData, balanced_indices
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 VAL_FRACTION = 0.10  # of every class of train, when the source has no val split
@@ -158,14 +157,15 @@ def load_real_task(name: str, image_processor, test_only: bool = False) -> TaskD
     task costs its 10k test images, not its 50k train images.
     """
     key = name if name in REAL_DATASETS or not Path(name).exists() else str(Path(name).resolve())
-    return _load_cached(key, _processor_key(image_processor), _Passenger(image_processor), test_only)
+    return _load_cached(key, processor_settings(image_processor), _Passenger(image_processor), test_only)
 
 
 class _Passenger:
     """Carries the processor through `lru_cache` without being part of the key.
 
-    The key is the dataset plus the processor's size/crop settings: two processors with the same
-    settings produce the same pixels, and a Ray actor running many trials then loads a task once.
+    The key is the dataset plus the processor's full settings (`processor_settings`): two processors
+    with the same settings produce the same pixels, and a Ray actor running many trials then loads a
+    task once; a processor that differs in anything (resampling, say) is a different key.
     """
 
     __slots__ = ("value",)
@@ -180,8 +180,13 @@ class _Passenger:
         return isinstance(other, _Passenger)
 
 
+def processor_settings(processor) -> str:
+    """Everything an image processor does, as text: the cache key of what it produces."""
+    return processor.to_json_string() if hasattr(processor, "to_json_string") else repr(processor)
+
+
 @functools.lru_cache(maxsize=4)
-def _load_cached(name: str, processor_key: tuple, processor: _Passenger, test_only: bool = False) -> TaskData:
+def _load_cached(name: str, settings: str, processor: _Passenger, test_only: bool = False) -> TaskData:
     entry = REAL_DATASETS.get(name)
     source = _open_source(name, entry.hub_id if entry else name)
     roles = _split_roles(name, source, entry)
@@ -190,7 +195,7 @@ def _load_cached(name: str, processor_key: tuple, processor: _Passenger, test_on
     classes, label_map = _class_names(name, source, train, label_col, entry)
     if test_only and roles["test"] is not None:
         roles = {"test": roles["test"]}
-    prepared = {role: _preprocess(source[split], image_col, label_col, processor.value, processor_key)
+    prepared = {role: _preprocess(source[split], image_col, label_col, processor.value, settings)
                 for role, split in roles.items() if split is not None}
     if set(prepared) == {"test"}:
         test = _assemble_test_only(name, prepared["test"], label_col, label_map, len(classes))
@@ -346,7 +351,7 @@ def check_label_names(name: str, entry: RealDataset, loaded: list[str]) -> None:
 
 # --- preprocessing ----------------------------------------------------------------------------------
 
-def _preprocess(dataset, image_col: str, label_col: str, processor, processor_key: tuple):
+def _preprocess(dataset, image_col: str, label_col: str, processor, settings: str):
     """Resize + centre-crop every image once with the model's processor; cached on disk by `datasets`.
 
     The explicit fingerprint (source fingerprint + the processor's full settings) makes the cache file
@@ -354,7 +359,7 @@ def _preprocess(dataset, image_col: str, label_col: str, processor, processor_ke
     """
     import datasets
 
-    _, crop_h, crop_w = processor_key
+    crop_h, crop_w = int(processor.crop_size["height"]), int(processor.crop_size["width"])
     features = datasets.Features({"pixels": datasets.Array3D((3, crop_h, crop_w), "uint8"),
                                   label_col: dataset.features[label_col]})
 
@@ -367,15 +372,14 @@ def _preprocess(dataset, image_col: str, label_col: str, processor, processor_ke
     try:
         return dataset.map(to_pixels, batched=True, batch_size=MAP_BATCH_SIZE, features=features,
                            remove_columns=[c for c in dataset.column_names if c != label_col],
-                           new_fingerprint=_fingerprint(dataset, processor, image_col, label_col),
+                           new_fingerprint=_fingerprint(dataset, settings, image_col, label_col),
                            desc="preprocessing images")
     except (OSError, SyntaxError) as err:  # PIL: UnidentifiedImageError, truncated files
         raise ConfigError(f"dataset: an image could not be read ({type(err).__name__}: "
                           f"{(str(err).strip().splitlines() or [''])[0][:200]})") from err
 
 
-def _fingerprint(dataset, processor, image_col: str, label_col: str) -> str:
-    settings = processor.to_json_string() if hasattr(processor, "to_json_string") else repr(processor)
+def _fingerprint(dataset, settings: str, image_col: str, label_col: str) -> str:
     text = json.dumps([dataset._fingerprint, settings, image_col, label_col, PREPROCESS_VERSION])
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

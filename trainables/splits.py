@@ -1,4 +1,5 @@
-"""In-memory image splits: preprocessed pixels, labels, optional boxes; batching and augmentation.
+"""In-memory image splits (preprocessed pixels, labels, optional boxes) and the task holding three of them;
+batching and augmentation.
 
 Images are stored once, already resized and centre-cropped by the model's own image
 processor, as uint8 [N, 3, H, W]; normalisation and training augmentation happen per batch
@@ -40,6 +41,19 @@ class Split:
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             yield self.pixels[idx], self.labels[idx], idx
+
+
+@dataclass
+class TaskData:
+    """A classification task ready for a trial: class names, prompt templates, and its three splits."""
+
+    name: str
+    classes: tuple[str, ...]
+    templates: tuple[str, ...]
+    train: Split
+    val: Split
+    test: Split
+    augment: bool  # random resized crop + flip while training (off where it would change the label)
 
 
 def balanced_indices(labels: np.ndarray, per_class_fraction: float | None = None, total: int | None = None,

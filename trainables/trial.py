@@ -20,11 +20,12 @@ from typing import Callable
 
 import torch
 
-from trainables.config import ConfigError, TrialConfig
+from trainables import keys
+from trainables.config import TrialConfig
 from trainables.data import load_task
+from trainables.errors import ConfigError
 from trainables.evaluate import Evaluator
 from trainables.methods import Phase, build_phases
-from trainables.methods.gta import SourceTower
 from trainables.models import ImageClassifier, load_clip, text_classifier
 from trainables.splits import augment, normalise
 
@@ -71,11 +72,11 @@ class Trial:
         self.task = load_task(config.dataset, processor, seed=config.seed, data_fraction=config.data_fraction)
         self.model = ImageClassifier(clip, len(self.task.classes))
         self._init_head(clip)
-        # Zero-shot and attention baselines are measured on the pretrained model before any method touches it.
         self.model.to(self.device)
-        self.evaluator = Evaluator(self.model, self.task, config, loaded, self.mean, self.std, self.device)
-        source = SourceTower(clip.vision_model).to(self.device) if config.gta_lambda > 0 else None
-        self.phases: list[Phase] = build_phases(self.model, config, source)
+        self.evaluator = Evaluator(self.task, config, loaded, self.mean, self.std, self.device)
+        # Drift and retention compare against the pretrained model: measured before a method wraps it.
+        self.evaluator.measure_baseline(self.model)
+        self.phases: list[Phase] = build_phases(self.model, config)
         self.model.to(self.device)  # again: LoRA / adapter modules are created on the CPU
         self._names = {id(p): n for n, p in self.model.named_parameters()}
 
@@ -105,13 +106,11 @@ class Trial:
         steps = phase.epochs * math.ceil(len(self.task.train) / self.config.batch_size)
         return optimizer, warmup_cosine(optimizer, int(self.config.warmup_frac * steps), steps)
 
-    def step(self, phase: Phase, optimizer, scheduler, x: torch.Tensor, labels: torch.Tensor,
-             poison: bool = False) -> dict[str, torch.Tensor] | None:
+    def step(self, phase: Phase, optimizer, scheduler, x: torch.Tensor,
+             labels: torch.Tensor) -> dict[str, torch.Tensor] | None:
         """One optimiser step; returns detached logs, or None when the loss is not finite."""
         with self._autocast():
             loss, logs = phase.loss(self.model, x, labels)
-        if poison:  # test-only fault injection (config fault=nan)
-            loss = loss * float("nan")
         if not torch.isfinite(loss):
             return None
         optimizer.zero_grad(set_to_none=True)
@@ -120,7 +119,7 @@ class Trial:
             torch.nn.utils.clip_grad_norm_(phase.params, self.config.grad_clip)
         optimizer.step()
         scheduler.step()
-        return {"train/loss": loss.detach(), **logs}
+        return {keys.TRAIN_LOSS: loss.detach(), **logs}
 
     def _train_epoch(self, phase: Phase, optimizer, scheduler, epoch: int) -> dict[str, float]:
         cfg = self.config
@@ -137,9 +136,9 @@ class Trial:
             x = normalise(pixels.to(self.device, non_blocking=True), self.mean, self.std)
             if self.task.augment:
                 x = augment(x, generator)
-            logs = self.step(phase, optimizer, scheduler, x, labels.to(self.device), poison=cfg.fault == "nan")
+            logs = self.step(phase, optimizer, scheduler, x, labels.to(self.device))
             if logs is None:
-                return {"train/loss": float("nan")}
+                return {keys.TRAIN_LOSS: float("nan")}
             for key, value in logs.items():
                 totals[key] = totals.get(key, 0) + value.float()
             batches += 1
@@ -147,9 +146,16 @@ class Trial:
         return {key: float(value) / max(batches, 1) for key, value in totals.items()}
 
     # ---- checkpoints ----------------------------------------------------------------------
+    def trained(self, added_only: bool = False) -> dict[str, torch.Tensor]:
+        """Every parameter a phase trains, by name (CPU copies); with added_only, only those the
+        pretrained checkpoint does not hold (head, LoRA, adapters): the small trained parts."""
+        params = list({id(p): p for phase in self.phases for p in phase.params}.values())
+        if added_only:
+            params = self.model.added_parameters(params)
+        return {self._names[id(p)]: p.detach().cpu().contiguous() for p in params}
+
     def _save(self, directory: Path, phase_index: int, epoch: int, optimizer, scheduler) -> None:
-        trained = {self._names[id(p)]: p.detach().cpu() for phase in self.phases for p in phase.params}
-        torch.save({"epoch": epoch, "phase": phase_index, "trained": trained,
+        torch.save({"epoch": epoch, "phase": phase_index, "trained": self.trained(),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "config": self.config.to_dict()}, directory / CHECKPOINT_FILE)
 
@@ -182,21 +188,19 @@ class Trial:
                 optimizer.load_state_dict(state["optimizer"])
                 scheduler.load_state_dict(state["scheduler"])
             for epoch in range(max(done_epochs, epoch_offset) + 1, phase_end + 1):
-                if cfg.fault == "crash_once" and epoch == 2 and not checkpoint_dir:
-                    raise RuntimeError("injected fault: crash_once (test-only; config fault=crash_once)")
                 started = time.perf_counter()
                 train = self._train_epoch(phase, optimizer, scheduler, epoch)
                 train_s = time.perf_counter() - started
-                if not math.isfinite(train["train/loss"]):
+                if not math.isfinite(train[keys.TRAIN_LOSS]):
                     last = {"epoch": epoch, "status": "diverged", "phase": phase.name, **train}
                     report(last, None)
                     return last
                 last = {"epoch": epoch, "status": "running", "phase": phase.name, **train,
-                        "time/train_s": train_s, **self.evaluator.run(self.model, epoch)}
+                        keys.TRAIN_S: train_s, **self.evaluator.run(self.model, epoch)}
                 if epoch == cfg.epochs:
                     last.update(self.evaluator.test_accuracy(self.model))
                     last["status"] = "completed"
-                    last["time/trial_s"] = time.perf_counter() - self.started  # build + train + evaluate
+                    last[keys.TRIAL_S] = time.perf_counter() - self.started  # build + train + evaluate
                 with tempfile.TemporaryDirectory(prefix="driftlab-ckpt-") as tmp:
                     self._save(Path(tmp), index, epoch, optimizer, scheduler)
                     report(last, tmp)
@@ -208,22 +212,13 @@ class Trial:
         """Figures, the per-layer metric table and the small trained parts (head, LoRA/adapter weights)."""
         from safetensors.torch import save_file
 
-        from trainables import figures
+        from trainables.figures import write_figures
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        ev = self.evaluator
-        after = ev.last_layers or ev.baseline_attn
-        small = {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters()
-                 if n.startswith("head.") or "lora_" in n or ".adapter." in n}
-        save_file(small, str(out / "trained_parts.safetensors"))
-        return [
-            figures.attention_heatmaps(ev.probe_pixels, ev.baseline_maps, ev.last_maps, ev.grid,
-                                       out / "attention_heatmaps.png"),
-            figures.entropy_by_layer(ev.baseline_attn["entropy"], after["entropy"], out / "entropy_by_layer.png"),
-            figures.layer_table(ev.baseline_attn, after, out / "layer_metrics.csv"),
-            out / "trained_parts.safetensors",
-        ]
+        parts = out / "trained_parts.safetensors"
+        save_file(self.trained(added_only=True), str(parts))
+        return [*write_figures(self.evaluator.snapshot(), out), parts]
 
 
 def run_trial(config: dict | TrialConfig, report: Report, checkpoint_dir: str | None = None) -> dict:

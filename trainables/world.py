@@ -1,11 +1,17 @@
 """The embedded world: a procedural image-text dataset that needs no download.
 
-Each 32x32 image holds one object with a shape, colour, size and position on a textured
-background; every image has a caption naming some of its attributes and the object's
-bounding box. Everything is a pure function of a seed, so the world is identical on every
-machine. Downstream classification tasks read one attribute (shape, size, quadrant); the
-colour task is held out: no downstream dataset trains on it, it is only read zero-shot
-through the text tower, which is what lets fine-tuning visibly erode it.
+Each 48x48 image holds one object with a shape, colour, shade, size and position
+on a textured background; every image has a caption naming some of its attributes and the
+object's bounding box. Everything is a pure function of a seed, so the world is identical on
+every machine.
+
+Downstream classification tasks read one attribute. The default, `shade` (how pale or dark
+the object's colour is), plays the part a satellite or medical dataset plays for a web-trained
+CLIP: captions rarely name it, so the pretrained model reads it zero-shot poorly and a linear
+probe on its embedding only partly, while the pixels carry it plainly and it lives on the
+object, so learning it means looking at the object. The colour task is
+held out: no downstream dataset trains on it, it is only read zero-shot through the text
+tower, which is what lets fine-tuning visibly erode it.
 
     python -c "from trainables.world import generate; w = generate(4, seed=0); print(w.captions)"
 """
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-IMAGE_SIZE = 32
+IMAGE_SIZE = 48
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond")
 COLOURS = {
     "red": (215, 35, 35),
@@ -27,21 +33,27 @@ COLOURS = {
     "purple": (145, 50, 190),
     "cyan": (35, 205, 215),
 }
-SIZES = {"small": 4.5, "medium": 7.0, "large": 10.0}  # object radius in pixels
+SIZES = {"small": 8.0, "medium": 11.0, "large": 14.0}  # object radius in pixels
 QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
+# Shade: how far the object's colour is mixed toward white (> 0) or black (< 0). A dark red is
+# still red: the colour names stay true, and colour zero-shot must see through the shade.
+SHADES = {"pale": 0.5, "light": 0.22, "deep": -0.3, "dark": -0.6}
 
-# Captions name a random subset of the attributes, as web captions do; this is what
-# teaches the text tower single-attribute phrases like "a red object".
-CAPTION_TEMPLATES = (
-    "a {size} {colour} {shape} in the {quadrant}",
-    "a {colour} {shape}",
-    "a photo of a {colour} {shape}",
-    "a {size} {shape}",
-    "a {colour} object",
-    "something {colour}",
-    "a {shape} in the {quadrant}",
-    "a {size} {colour} {shape}",
-)
+# Captions name a random subset of the attributes, as web captions do (weights: how often
+# each template is drawn). This is what teaches the text tower single-attribute phrases like
+# "a red object". The shade is named by a small share of captions only, the way web
+# text rarely describes what a specialised downstream task needs.
+CAPTION_TEMPLATES = {
+    "a {size} {colour} {shape} in the {quadrant}": 2,
+    "a {colour} {shape}": 3,
+    "a photo of a {colour} {shape}": 2,
+    "a {size} {shape}": 2,
+    "a {colour} object": 3,
+    "something {colour}": 2,
+    "a {shape} in the {quadrant}": 1,
+    "a {size} {colour} {shape}": 2,
+    "a {shade} {colour} object": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -55,17 +67,20 @@ class WorldTask:
 
 
 TASKS = {
+    "shade": WorldTask("shade", tuple(SHADES), ("a {} object", "something {}", "a {} shape")),
     "shape": WorldTask("shape", SHAPES, ("a {}", "a photo of a {}", "a {} in the picture")),
     "size": WorldTask("size", tuple(SIZES), ("a {} object", "something {}", "a {} shape")),
     "quadrant": WorldTask("quadrant", QUADRANTS, ("something in the {}", "an object in the {}")),
     "colour": WorldTask("colour", tuple(COLOURS), ("a {} object", "something {}", "a photo of a {} object"),
                         held_out=True),
 }
+ATTRIBUTES = {"shape": SHAPES, "colour": tuple(COLOURS), "size": tuple(SIZES), "quadrant": QUADRANTS,
+              "shade": tuple(SHADES)}
 
 
 @dataclass
 class World:
-    """N rendered samples: images uint8 [N, 32, 32, 3], per-attribute label arrays, boxes, captions."""
+    """N rendered samples: images uint8 [N, 48, 48, 3], per-attribute label arrays, boxes, captions."""
 
     images: np.ndarray
     labels: dict[str, np.ndarray]
@@ -77,7 +92,7 @@ def vocabulary() -> list[str]:
     """Every word any caption or prompt template can contain (the tokenizer's vocabulary)."""
     words = set()
     phrases = list(CAPTION_TEMPLATES) + [t for task in TASKS.values() for t in task.templates]
-    phrases += [c for task in TASKS.values() for c in task.classes]
+    phrases += [c for classes in ATTRIBUTES.values() for c in classes]
     for phrase in phrases:
         words.update(re.sub(r"\{\w*\}", " ", phrase).split())
     return sorted(words)
@@ -88,74 +103,102 @@ def _balanced(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     return rng.permutation(np.arange(n) % k)
 
 
-def _background(rng: np.random.Generator) -> np.ndarray:
-    """A desaturated texture: low-frequency blotches, faint stripes and pixel noise."""
+def _backgrounds(rng: np.random.Generator, n: int) -> np.ndarray:
+    """[n, S, S, 3] desaturated textures: low-frequency blotches and faint stripes (pixel noise comes later)."""
     size = IMAGE_SIZE
-    level = rng.uniform(70, 180)
-    tint = rng.uniform(-12, 12, size=3)
-    coarse = rng.normal(0, 22, size=(4, 4))
-    blotches = np.kron(coarse, np.ones((size // 4, size // 4)))
+    level = rng.uniform(70, 180, size=(n, 1, 1))
+    tint = rng.uniform(-12, 12, size=(n, 1, 1, 3))
+    coarse = rng.normal(0, 22, size=(n, 4, 4))
+    blotches = np.repeat(np.repeat(coarse, size // 4, axis=1), size // 4, axis=2)
     yy, xx = np.mgrid[0:size, 0:size]
-    angle, freq = rng.uniform(0, np.pi), rng.uniform(0.3, 0.9)
-    stripes = 10 * np.sin(freq * (np.cos(angle) * xx + np.sin(angle) * yy) + rng.uniform(0, 6.3))
+    angle = rng.uniform(0, np.pi, size=(n, 1, 1))
+    freq = rng.uniform(0.2, 0.6, size=(n, 1, 1))
+    phase = rng.uniform(0, 6.3, size=(n, 1, 1))
+    stripes = 10 * np.sin(freq * (np.cos(angle) * xx + np.sin(angle) * yy) + phase)
     grey = level + blotches + stripes
-    img = grey[..., None] + tint + rng.normal(0, 8, size=(size, size, 3))
-    return img
+    return (grey[..., None] + tint).astype(np.float32)
 
 
-def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
-    """Boolean mask of a shape of radius r, given pixel offsets from its centre."""
-    dist = np.hypot(dx, dy)
+def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Boolean masks [n, H, W] of one kind of shape of radius r [n, 1, 1], given pixel offsets from the centres."""
+    ax, ay = np.abs(dx), np.abs(dy)
     if shape == "circle":
-        return dist <= r
+        return np.hypot(dx, dy) <= r
     if shape == "square":
-        return np.maximum(abs(dx), abs(dy)) <= 0.85 * r
+        return np.maximum(ax, ay) <= 0.85 * r
     if shape == "triangle":
-        return (dy >= -r) & (dy <= 0.8 * r) & (abs(dx) <= 0.6 * (dy + r))
+        return (dy >= -r) & (dy <= 0.8 * r) & (ax <= 0.6 * (dy + r))
     if shape == "cross":
         arm = 0.35 * r
-        return ((abs(dx) <= arm) & (abs(dy) <= r)) | ((abs(dy) <= arm) & (abs(dx) <= r))
+        return ((ax <= arm) & (ay <= r)) | ((ay <= arm) & (ax <= r))
     if shape == "ring":
+        dist = np.hypot(dx, dy)
         return (dist <= r) & (dist >= 0.55 * r)
     if shape == "diamond":
-        return abs(dx) + abs(dy) <= 1.1 * r
+        return ax + ay <= 1.1 * r
     raise ValueError(f"unknown shape {shape!r}")
+
+
+def _pool2x2(samples: np.ndarray) -> np.ndarray:
+    """[n, 2H, 2W] booleans -> [n, H, W] float32 count of true samples in each 2x2 block."""
+    counts = samples[:, 0::2, 0::2].astype(np.uint8) + samples[:, 1::2, 0::2] + samples[:, 0::2, 1::2] \
+        + samples[:, 1::2, 1::2]
+    return counts.astype(np.float32)
+
+
+def _captions(rng: np.random.Generator, labels: dict[str, np.ndarray]) -> list[str]:
+    templates = list(CAPTION_TEMPLATES)
+    weights = np.array(list(CAPTION_TEMPLATES.values()), dtype=float)
+    chosen = rng.choice(len(templates), size=len(labels["shape"]), p=weights / weights.sum())
+    return [templates[t].format(**{a: ATTRIBUTES[a][labels[a][i]] for a in ATTRIBUTES})
+            for i, t in enumerate(chosen)]
+
+
+def _render(rng: np.random.Generator, labels: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Images [n, S, S, 3] uint8 and boxes [n, 4] for one chunk of labels."""
+    n, size, half = len(labels["shape"]), IMAGE_SIZE, IMAGE_SIZE / 2
+    r = np.array(list(SIZES.values()))[labels["size"]] * rng.uniform(0.9, 1.1, size=n)
+    q = labels["quadrant"]
+    # The centre lies inside its quadrant and keeps the whole object in the frame.
+    lo_x, lo_y = np.where(q % 2 == 1, half, 0.0), np.where(q >= 2, half, 0.0)
+    cx = rng.uniform(np.maximum(lo_x, r + 0.5), np.minimum(lo_x + half, size - r - 0.5))
+    cy = rng.uniform(np.maximum(lo_y, r + 0.5), np.minimum(lo_y + half, size - r - 0.5))
+    # Sample on a 2x grid and average 2x2 blocks: cheap anti-aliasing for small shapes.
+    fine = (np.arange(2 * size) / 2 + 0.25).astype(np.float32)
+    fy, fx = np.meshgrid(fine, fine, indexing="ij")
+    mask = np.empty((n, 2 * size, 2 * size), dtype=bool)
+    # One shape at a time, so each image evaluates only its own geometry.
+    for k, shape in enumerate(SHAPES):
+        i = labels["shape"] == k
+        mask[i] = _shape_mask(shape, fx - cx[i, None, None], fy - cy[i, None, None], r[i, None, None])
+    covered_samples = _pool2x2(mask)
+    cover = (covered_samples / 4.0)[..., None]
+    rgb = np.array(list(COLOURS.values()), dtype=np.float32)[labels["colour"]] + rng.normal(0, 10, size=(n, 3))
+    mix = np.array(list(SHADES.values()))[labels["shade"]][:, None] + rng.uniform(-0.04, 0.04, size=(n, 1))
+    rgb = np.where(mix > 0, rgb + mix * (255 - rgb), rgb * (1 + mix))
+    surface = rgb[:, None, None, :].astype(np.float32)
+    # Pixel noise: 8 levels on the background, 6 on the object.
+    noise = rng.standard_normal((n, size, size, 3), dtype=np.float32) * (8 - 2 * cover)
+    images = np.clip((1 - cover) * _backgrounds(rng, n) + cover * surface + noise, 0, 255).astype(np.uint8)
+    covered = covered_samples > 0
+    cols, rows = covered.any(axis=1), covered.any(axis=2)
+    boxes = np.stack([cols.argmax(1), rows.argmax(1), size - cols[:, ::-1].argmax(1), size - rows[:, ::-1].argmax(1)],
+                     axis=1).astype(np.float32)
+    return images, boxes
+
+
+RENDER_CHUNK = 512  # images rendered at once; part of the world's definition (it orders the random draws)
 
 
 def generate(n: int, seed: int) -> World:
     """Render n samples deterministically from seed; every attribute is exactly class-balanced."""
     rng = np.random.default_rng(seed)
-    labels = {
-        "shape": _balanced(rng, n, len(SHAPES)),
-        "colour": _balanced(rng, n, len(COLOURS)),
-        "size": _balanced(rng, n, len(SIZES)),
-        "quadrant": _balanced(rng, n, len(QUADRANTS)),
-    }
-    colour_rgb = np.array(list(COLOURS.values()), dtype=np.float64)
-    radii = np.array(list(SIZES.values()))
-    # Sample on a 2x grid and average 2x2 blocks: cheap anti-aliasing for small shapes.
-    fine = np.arange(2 * IMAGE_SIZE) / 2 + 0.25
-    fy, fx = np.meshgrid(fine, fine, indexing="ij")
+    labels = {name: _balanced(rng, n, len(classes)) for name, classes in ATTRIBUTES.items()}
+    captions = _captions(rng, labels)
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     boxes = np.empty((n, 4), dtype=np.float32)
-    captions = []
-    half = IMAGE_SIZE / 2
-    for i in range(n):
-        shape = SHAPES[labels["shape"][i]]
-        r = radii[labels["size"][i]] * rng.uniform(0.9, 1.1)
-        q = labels["quadrant"][i]
-        # The centre lies inside its quadrant and keeps the whole object in the frame.
-        lo_x, lo_y = (half if q % 2 else 0), (half if q >= 2 else 0)
-        cx = rng.uniform(max(lo_x, r + 0.5), min(lo_x + half, IMAGE_SIZE - r - 0.5))
-        cy = rng.uniform(max(lo_y, r + 0.5), min(lo_y + half, IMAGE_SIZE - r - 0.5))
-        fine_mask = _shape_mask(shape, fx - cx, fy - cy, r)
-        cover = fine_mask.reshape(IMAGE_SIZE, 2, IMAGE_SIZE, 2).mean(axis=(1, 3))[..., None]
-        rgb = colour_rgb[labels["colour"][i]] + rng.normal(0, 10, size=3)
-        img = (1 - cover) * _background(rng) + cover * (rgb + rng.normal(0, 6, size=(IMAGE_SIZE, IMAGE_SIZE, 3)))
-        images[i] = np.clip(img, 0, 255).astype(np.uint8)
-        ys, xs = np.nonzero(cover[..., 0] > 0)
-        boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-        template = CAPTION_TEMPLATES[rng.integers(len(CAPTION_TEMPLATES))]
-        captions.append(template.format(shape=shape, colour=list(COLOURS)[labels["colour"][i]],
-                                        size=list(SIZES)[labels["size"][i]], quadrant=QUADRANTS[q]))
+    # In chunks: the 2x supersampled masks of a whole split at once would need GBs.
+    for start in range(0, n, RENDER_CHUNK):
+        part = {name: values[start:start + RENDER_CHUNK] for name, values in labels.items()}
+        images[start:start + RENDER_CHUNK], boxes[start:start + RENDER_CHUNK] = _render(rng, part)
     return World(images=images, labels=labels, boxes=boxes, captions=captions)

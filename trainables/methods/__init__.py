@@ -1,60 +1,57 @@
-"""Fine-tuning methods: one file each, registered in one METHODS dict.
+"""Fine-tuning methods and regularisers: one file each, one registry each.
 
-A method takes the classifier and the trial config, may wrap the image tower (LoRA,
-adapters), and returns its phases: which parameters train, at what learning rate, for how
-many epochs. GTA is not a method but an extra loss that composes with any of them
-(`gta_lambda > 0`); `build_phases` attaches it to every phase that tunes the image tower.
-The trial loop only ever sees phases, never a method name.
+A method (a module with `prepare(model, config) -> [Phase]`) may wrap the image tower (LoRA,
+adapters) and returns its phases: which parameters train, at what learning rate, for how many
+epochs. A regulariser (a module with `penalty(config, num_layers) -> Penalty`) is an extra loss
+term composable with any method, switched on by its `<name>_lambda` > 0. Both declare the
+config keys they own (`OPTIONS`) and check them (`check(config)`, asked by the trial config).
+`build_phases` is where every such decision is made; the trial loop only ever sees phases.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from types import ModuleType
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from trainables.methods import adapter, ft, lora, lp, lpft
+from trainables.methods import adapter, ft, gta, lora, lp, lpft
+from trainables.methods.phase import Phase
+from trainables.methods.regularise import SourceTower, regularised
+from trainables.models import vision_layers
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+METHODS: dict[str, ModuleType] = {
+    "ft": ft,
+    "lp": lp,
+    "lpft": lpft,
+    "lora": lora,
+    "adapter": adapter,
+}
 
-
-def cross_entropy(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor):
-    """The task loss: cross-entropy of the classifier's logits. Returns (loss, extra logs)."""
-    return F.cross_entropy(model(pixels), labels), {}
-
-
-@dataclass
-class Phase:
-    """A stretch of training with one optimiser over a fixed set of parameters."""
-
-    name: str
-    params: list[nn.Parameter]
-    lr: float
-    epochs: int
-    tunes_tower: bool  # whether image-tower weights (or adapters inside it) change in this phase
-    loss: LossFn = field(default=cross_entropy)
-
-
-METHODS: dict[str, Callable] = {
-    "ft": ft.prepare,
-    "lp": lp.prepare,
-    "lpft": lpft.prepare,
-    "lora": lora.prepare,
-    "adapter": adapter.prepare,
+REGULARISERS: dict[str, ModuleType] = {
+    "gta": gta,
 }
 
 
-def build_phases(model: nn.Module, config, source_tower: nn.Module | None = None) -> list[Phase]:
-    """Apply config.method to the model and, with gta_lambda > 0, add the GTA penalty to tower-tuning phases."""
-    from trainables.methods import gta
+def active_regularisers(config) -> list[str]:
+    """Names of the regularisers whose `<name>_lambda` is > 0."""
+    return [name for name in REGULARISERS if getattr(config, f"{name}_lambda") > 0]
 
-    phases = METHODS[config.method](model, config)
-    if config.gta_lambda > 0:
-        penalty = gta.GTAPenalty(source_tower, config.gta_lambda, config.gta_layers)
-        for phase in phases:
-            if phase.tunes_tower:
-                phase.loss = penalty.wrap(phase.loss)
+
+def build_phases(model: nn.Module, config) -> list[Phase]:
+    """Apply config.method to the (still pretrained) model; add the active regularisers to tower-tuning phases.
+
+    The regularisers' frozen source copy is taken before the method runs: LoRA and adapters
+    rewrite the tower's modules in place, and the source must stay the pretrained tower.
+    """
+    names = active_regularisers(config)
+    num_layers = len(vision_layers(model))
+    penalties = {name: REGULARISERS[name].penalty(config, num_layers) for name in names}
+    source = SourceTower(model.clip_model().vision_model) if penalties else None
+    phases = METHODS[config.method].prepare(model, config)
+    for phase in phases:
+        if penalties and phase.tunes_tower:
+            phase.loss = regularised(phase.loss, penalties, source)
     return phases
+
+
+__all__ = ["METHODS", "REGULARISERS", "Phase", "active_regularisers", "build_phases"]

@@ -13,9 +13,19 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from trainables.errors import one_of, require
+from trainables.methods.phase import Phase
 from trainables.models import vision_layers
 
+# Accepted `adapter_sites`: the (sublayer, output projection) each names in every image-tower layer.
 SITES = {"attn": ("self_attn", "out_proj"), "mlp": ("mlp", "fc2")}
+OPTIONS = ("adapter_dim", "adapter_sites")
+
+
+def check(config) -> None:
+    require("adapter_dim", config.adapter_dim >= 1, "an integer >= 1")
+    one_of("adapter_sites", config.adapter_sites, tuple(SITES))
+    require("adapter_sites", bool(config.adapter_sites), f"a non-empty list of {', '.join(SITES)}")
 
 
 class Bottleneck(nn.Module):
@@ -72,8 +82,6 @@ def adapters_disabled(model: nn.Module):
             a.enabled = True
 
 
-def prepare(model, config):
-    from trainables.methods import Phase
-
+def prepare(model, config) -> list[Phase]:
     params = insert_adapters(model.clip, config.adapter_dim, config.adapter_sites)
     return [Phase("adapter", params + list(model.head.parameters()), config.lr, config.epochs, tunes_tower=True)]

@@ -6,12 +6,20 @@ early, large gradients that distort pretrained features are avoided.
 
 from __future__ import annotations
 
+from trainables.errors import require
+from trainables.methods.phase import Phase
 from trainables.models import image_tower_parameters
 
+OPTIONS = ("lp_epochs", "lp_lr")
 
-def prepare(model, config):
-    from trainables.methods import Phase
 
+def check(config) -> None:
+    require("lp_lr", config.lp_lr > 0, "a number > 0")
+    require("lp_epochs", 1 <= config.lp_epochs < config.epochs or config.method != "lpft",
+            f"an integer in [1, epochs) for lpft (epochs = {config.epochs})")
+
+
+def prepare(model, config) -> list[Phase]:
     head = list(model.head.parameters())
     return [
         Phase("lp", head, config.lp_lr, config.lp_epochs, tunes_tower=False),

@@ -1,0 +1,211 @@
+"""driftlab's names in MLflow: every metric key (built, parsed, given a direction), the run tags, the UI link.
+
+Standard library only, so trainables, orchestrator and analysis all import it (analysis
+without pulling torch or Ray). The metric-key grammar, `/`-namespaced:
+
+    train/loss   train/<regulariser>_penalty   val/acc   test/acc   time/train_s   time/trial_s
+    attn/<metric>/layer_<i>   attn/<metric>/mean           (the attention metrics of trainables/evaluate.py)
+    attn/delta_<metric>_pct   attn/delta_<metric>_pct/layer_<i>   (% change against the pretrained model)
+    repr/cka/layer_<i>   repr/cka/mean
+    zeroshot/<task>/acc   zeroshot/<task>/retention   (<task> = `task_segment(dataset name)`)
+    drift/weight_rel   drift/embedding   params/trainable   params/trainable_pct
+    best/<any key above>   best/epoch                  (the best-validation epoch's values)
+    sweep/wall_s   sweep/trials   sweep/<outcome>      (the parent run's summary, not a trial's)
+
+    key = attn("entropy", layer=3)          # 'attn/entropy/layer_3'
+    parse(key)                              # Key(kind='attn', metric='entropy', layer=3)
+    higher_is_better("zeroshot/x/retention")  # True
+
+A spec may name a metric by a short form (`retention`, `zeroshot_acc`): `resolve` turns it into
+the key of the trial's first zero-shot task.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+TRAIN_LOSS, VAL_ACC, TEST_ACC = "train/loss", "val/acc", "test/acc"
+TRAIN_S, TRIAL_S = "time/train_s", "time/trial_s"
+WEIGHT_DRIFT, EMBEDDING_DRIFT = "drift/weight_rel", "drift/embedding"
+TRAINABLE, TRAINABLE_PCT = "params/trainable", "params/trainable_pct"
+BEST_EPOCH = "best/epoch"
+UNSYNCED = "tracking/unsynced"  # reported to Tune only: how many log calls never reached MLflow
+BEST = "best/"
+
+# Keys with no variable part, and whether larger is better (None: describes change, not quality).
+FIXED: dict[str, bool | None] = {
+    TRAIN_LOSS: False, VAL_ACC: True, TEST_ACC: True, TRAIN_S: None, TRIAL_S: None,
+    WEIGHT_DRIFT: None, EMBEDDING_DRIFT: None, TRAINABLE: False, TRAINABLE_PCT: False, "epoch": None,
+}
+# Attention metrics describe behaviour, not quality; these few have a better side.
+ATTENTION_DIRECTIONS: dict[str, bool] = {"box_alignment": True}
+# Spec short forms -> the zero-shot key of the trial's first zero-shot task.
+SHORT_FORMS: dict[str, str] = {"retention": "retention", "zeroshot_acc": "acc"}
+
+# MLflow run tags driftlab sets (and the analysis reads).
+KIND_TAG, STATUS_TAG, TRIAL_TAG = "driftlab.kind", "driftlab.status", "driftlab.trial_id"
+PARENT_TAG = "mlflow.parentRunId"
+# The UI reads this tag; the `workflowType` query of `experiment_url` is what opens the runs table.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+# ---- builders -----------------------------------------------------------------------------------
+
+def _where(layer: int | None) -> str:
+    return "mean" if layer is None else f"layer_{layer}"
+
+
+def attn(metric: str, layer: int | None = None) -> str:
+    """`attn/<metric>/layer_<i>`, or `attn/<metric>/mean` without a layer."""
+    return f"attn/{metric}/{_where(layer)}"
+
+
+def attn_delta(metric: str, layer: int | None = None) -> str:
+    """`attn/delta_<metric>_pct` (of the mean), or `.../layer_<i>`: % change against the pretrained model."""
+    return f"attn/delta_{metric}_pct" + ("" if layer is None else f"/layer_{layer}")
+
+
+def cka(layer: int | None = None) -> str:
+    return f"repr/cka/{_where(layer)}"
+
+
+def zeroshot_acc(task: str) -> str:
+    return f"zeroshot/{task}/acc"
+
+
+def retention(task: str) -> str:
+    """`zeroshot/<task>/retention`: tuned zero-shot accuracy / pretrained, in %."""
+    return f"zeroshot/{task}/retention"
+
+
+def penalty(regulariser: str) -> str:
+    return f"train/{regulariser}_penalty"
+
+
+def best(key: str) -> str:
+    return BEST + key
+
+
+def sweep(name: str) -> str:
+    """`sweep/<name>`: the parent run's summary (`wall_s`, `trials`, a count per trial outcome)."""
+    return f"sweep/{name}"
+
+
+def task_segment(name: str) -> str:
+    """A dataset name as one key segment: `embedded/colour` -> `embedded_colour`,
+    `uoft-cs/cifar100` -> `uoft-cs_cifar100`, a local path -> its file or folder name without suffix."""
+    if not name.startswith("embedded/") and Path(name).exists():
+        return Path(name).stem
+    return name.replace("/", "_")
+
+
+def experiment_url(tracking_uri: str, experiment_id: str) -> str:
+    """The MLflow UI page of an experiment's runs table (MLflow 3 opens on GenAI traces without the query)."""
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
+# ---- parsing --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Key:
+    """A parsed key. kind: fixed | attn | attn_delta | cka | zeroshot | penalty.
+
+    metric: the whole key for `fixed`, the attention metric, `acc`/`retention` for zeroshot;
+    subject: the zero-shot task or the regulariser; layer: None for a mean or a single value.
+    """
+
+    kind: str
+    metric: str = ""
+    subject: str = ""
+    layer: int | None = None
+    best: bool = False
+
+    def __str__(self) -> str:
+        body = {"fixed": lambda: self.metric, "attn": lambda: attn(self.metric, self.layer),
+                "attn_delta": lambda: attn_delta(self.metric, self.layer), "cka": lambda: cka(self.layer),
+                "zeroshot": lambda: f"zeroshot/{self.subject}/{self.metric}",
+                "penalty": lambda: penalty(self.subject)}[self.kind]()
+        return best(body) if self.best else body
+
+
+_NAME = r"[a-z0-9][a-z0-9_]*"
+_LAYER = r"(?:mean|layer_(?P<layer>\d+))"
+_PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((kind, re.compile(pattern)) for kind, pattern in (
+    ("attn_delta", rf"attn/delta_(?P<metric>{_NAME})_pct(?:/layer_(?P<layer>\d+))?"),
+    ("attn", rf"attn/(?!delta_)(?P<metric>{_NAME})/{_LAYER}"),
+    ("cka", rf"repr/cka/{_LAYER}"),
+    ("zeroshot", r"zeroshot/(?P<subject>[^/]+)/(?P<metric>acc|retention)"),
+    ("penalty", rf"train/(?P<subject>{_NAME})_penalty"),
+))
+
+
+def parse(key: str) -> Key | None:
+    """The parts of a driftlab key, or None for a name outside the grammar (a foreign CSV column, say)."""
+    is_best = key.startswith(BEST)
+    body = key[len(BEST):] if is_best else key
+    if body in FIXED:
+        return None if body == "epoch" and not is_best else Key("fixed", body, best=is_best)
+    for kind, pattern in _PATTERNS:
+        m = pattern.fullmatch(body)
+        if m:
+            parts = m.groupdict()
+            layer = parts.get("layer")
+            return Key(kind, parts.get("metric") or "", parts.get("subject") or "",
+                       None if layer is None else int(layer), is_best)
+    return None
+
+
+def is_retention(key: str) -> bool:
+    parsed = parse(key)
+    return parsed is not None and parsed.kind == "zeroshot" and parsed.metric == "retention"
+
+
+def is_per_layer(key: str) -> bool:
+    parsed = parse(key)
+    return parsed is not None and parsed.layer is not None
+
+
+def layer_of(key: str, kind: str, metric: str) -> int | None:
+    """The layer of a per-layer key of this kind and metric (e.g. `attn`, `entropy`), else None."""
+    parsed = parse(key)
+    if parsed is None or parsed.best or (parsed.kind, parsed.metric) != (kind, metric):
+        return None
+    return parsed.layer
+
+
+# ---- direction ------------------------------------------------------------------------------------
+
+# Names outside the grammar (foreign CSV columns): the first fragment found decides.
+_FOREIGN_RULES: tuple[tuple[str, bool | None], ...] = (
+    ("box_alignment", True), ("attn/", None), ("loss", False), ("retention", True), ("acc", True), ("cka", True))
+
+
+def higher_is_better(key: str) -> bool | None:
+    """True if larger is better, False if smaller is better, None if neutral or unknown."""
+    parsed = parse(key)
+    if parsed is None:
+        name = key.lower()
+        return next((direction for fragment, direction in _FOREIGN_RULES if fragment in name), None)
+    if parsed.kind == "fixed":
+        return FIXED[parsed.metric]
+    if parsed.kind in ("attn", "attn_delta"):
+        return ATTENTION_DIRECTIONS.get(parsed.metric)
+    return {"cka": True, "zeroshot": True, "penalty": None}[parsed.kind]
+
+
+# ---- spec short forms ----------------------------------------------------------------------------
+
+def resolve(name: str, tasks: list[str]) -> str:
+    """A short form (`retention`, `zeroshot_acc`, or `best/` + one) -> the key for the first of `tasks`
+    (key segments); any other name comes back unchanged. ValueError when a short form has no task."""
+    is_best = name.startswith(BEST)
+    short = name[len(BEST):] if is_best else name
+    if short not in SHORT_FORMS:
+        return name
+    if not tasks:
+        raise ValueError(f"{name!r} means the first zero-shot task's {SHORT_FORMS[short]}, and the trial has "
+                         "no zero-shot task")
+    key = f"zeroshot/{tasks[0]}/{SHORT_FORMS[short]}"
+    return best(key) if is_best else key

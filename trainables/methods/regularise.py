@@ -1,0 +1,74 @@
+"""What regularisers share: one frozen copy of the pretrained tower and one attention capture per step.
+
+`regularised(loss, penalties, source)` wraps a phase's loss: the task forward runs inside one
+`AttentionCapture` of the tuned model, then each penalty reads a `StepAttention` (the tuned
+tower's [CLS] logits from that forward, the source tower's from one extra no-grad forward,
+made on first use) and adds its term, logged as `train/<name>_penalty`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+from torch import nn
+
+from trainables import keys
+from trainables.attention import AttentionCapture
+from trainables.methods.phase import LossFn
+
+
+class SourceTower(nn.Module):
+    """A frozen copy of the pretrained image tower, named like CLIPModel's (`vision_model.…`)."""
+
+    def __init__(self, vision_model: nn.Module):
+        super().__init__()
+        self.vision_model = copy.deepcopy(vision_model).eval().requires_grad_(False)
+
+
+class StepAttention:
+    """One training step's [CLS]->patch logits, [L, B, H, N] over the chosen layers (None = all)."""
+
+    def __init__(self, tuned: AttentionCapture, source: SourceTower, source_capture: AttentionCapture,
+                 pixels: torch.Tensor):
+        self._tuned, self._source, self._source_capture, self._pixels = tuned, source, source_capture, pixels
+        self._source_ran = False
+
+    def tuned(self, layers: list[int] | None = None) -> torch.Tensor:
+        """The tuned tower's logits from the task forward (gradients flow)."""
+        return torch.stack(self._tuned.cls_logits(layers))[..., 1:]
+
+    @torch.no_grad()
+    def source(self, layers: list[int] | None = None) -> torch.Tensor:
+        """The frozen pretrained tower's logits on the same pixels (one forward per step, however many ask)."""
+        if not self._source_ran:
+            with self._source_capture:
+                self._source.vision_model(pixel_values=self._pixels)
+            self._source_ran = True
+        return torch.stack(self._source_capture.cls_logits(layers))[..., 1:]
+
+
+Penalty = Callable[[StepAttention], torch.Tensor]
+
+
+def regularised(loss: LossFn, penalties: dict[str, Penalty], source: SourceTower) -> LossFn:
+    """`loss` plus every penalty, each logged under `train/<name>_penalty`."""
+    captures: dict[int, AttentionCapture] = {}
+    source_capture = AttentionCapture(source)
+
+    def total(model, pixels, labels):
+        capture = captures.get(id(model))
+        if capture is None:  # hooks are registered per forward; the capture object is built once per model
+            capture = captures[id(model)] = AttentionCapture(model)
+        with capture:
+            value, logs = loss(model, pixels, labels)
+        step = StepAttention(capture, source, source_capture, pixels)
+        logs = dict(logs)
+        for name, penalty in penalties.items():
+            term = penalty(step)
+            value = value + term
+            logs[keys.penalty(name)] = term.detach()
+        return value, logs
+
+    return total
