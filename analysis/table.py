@@ -99,9 +99,15 @@ def table_from_csv(path: str | Path, metrics: list[str] | None = None) -> pd.Dat
 
 
 def split_completed(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """(completed trials, {status: count} of the excluded ones: diverged, failed, ...)."""
-    if "status" not in table.columns:
-        return table.reset_index(drop=True), {}
-    keep = table["status"].map(is_completed).astype(bool)
-    excluded = table.loc[~keep, "status"].astype(str).str.strip().value_counts()
+    """(completed trials, {status: count} of the excluded ones: diverged, failed, ...).
+
+    A trial without a dataset or method (a run whose params never reached MLflow) cannot be
+    placed in any cell: it is excluded as "missing parameters" rather than grouped under NaN.
+    """
+    status = table["status"].astype(str).str.strip() if "status" in table.columns else \
+        pd.Series("completed", index=table.index)
+    missing = table[[c for c in _GROUP_DEFAULTS if c in table.columns]].isna().any(axis=1)
+    status = status.mask(missing, "missing parameters")
+    keep = status.map(is_completed).astype(bool)
+    excluded = status[~keep].value_counts()
     return table[keep].reset_index(drop=True), {str(k): int(v) for k, v in excluded.items()}

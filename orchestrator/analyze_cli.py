@@ -34,11 +34,12 @@ def sweep_analysis(tracking_uri: str, run_id: str) -> AnalysisOptions | None:
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
+    from orchestrator.parent import SPEC_DIR
     from orchestrator.spec import SpecError, load_spec
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            folder = Path(download_artifacts(run_id=run_id, artifact_path="spec", dst_path=tmp,
+            folder = Path(download_artifacts(run_id=run_id, artifact_path=SPEC_DIR, dst_path=tmp,
                                              tracking_uri=tracking_uri))
         except (MlflowException, OSError):  # a sweep started without a spec file: the analysis defaults
             return None

@@ -24,7 +24,15 @@ COMMANDS = {
 
 
 def parse_args(parser, argv):
-    """argparse without its SystemExit: (args, None), or (None, exit code) - 0 after --help, 2 on bad usage."""
+    """argparse without its SystemExit: (args, None), or (None, exit code) - 0 after --help, 2 on bad usage.
+
+    A usage error is one line (argparse would print the whole usage block first).
+    """
+    def one_line(message: str) -> None:
+        print(f"driftlab: {message} (see `{parser.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+    parser.error = one_line
     try:
         return parser.parse_args(argv), None
     except SystemExit as exit_:

@@ -12,9 +12,12 @@ from importlib import metadata
 from pathlib import Path
 
 from orchestrator.spec import Spec
-from orchestrator.tracking import KIND_TAG, STATUS_TAG
+from orchestrator.storage import beside
+from orchestrator.tracking import KIND_TAG, STATUS_TAG, run_state
+from trainables import keys
 from trainables.keys import EXPERIMENT_KIND
 
+SPEC_DIR = "spec"  # the parent run's artifact folder holding the spec
 PACKAGES = ("driftlab", "torch", "ray", "transformers", "peft", "mlflow", "optuna", "datasets", "numpy", "scipy")
 
 
@@ -58,9 +61,25 @@ def open_parent(client, spec: Spec, resuming: bool, trial_count: int | str) -> t
               **{f"resources.{k}": v for k, v in spec.resources.items()},
               "trials": trial_count, "max_failures": spec.max_failures, "max_concurrent": spec.max_concurrent}
     client.log_batch(parent, params=[Param(k, str(v)) for k, v in params.items()])  # one request, not ~20
-    if spec.source:
-        client.log_artifact(parent, spec.source, "spec")
     return experiment_id, parent
+
+
+def spec_copy(storage: str, name: str) -> Path | None:
+    """Where a local Tune storage keeps the sweep's spec for `driftlab sync` (None for s3://, gs://)."""
+    return beside(storage, name, "driftlab-spec.yaml")
+
+
+def upload_spec(client, parent_run_id: str, spec: Spec, storage: str) -> bool:
+    """The spec as the parent's artifact (kept in the storage too, so sync can replay a failed upload)."""
+    copy = spec_copy(storage, spec.name)
+    if copy is not None:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(Path(spec.source).read_bytes())
+    try:
+        client.log_artifact(parent_run_id, spec.source, SPEC_DIR)
+        return True
+    except Exception:  # a server failing uploads must not stop the sweep; sync uploads it later
+        return False
 
 
 def find_parent(client, name: str) -> tuple[str, str]:
@@ -74,8 +93,21 @@ def find_parent(client, name: str) -> tuple[str, str]:
     return experiment.experiment_id, latest
 
 
+def summary(trials: int, counts: dict[str, int], wall_s: float | None = None) -> dict[str, float]:
+    """The parent run's summary metrics: trials, a count per outcome (and unsynced), the wall time."""
+    out = {keys.sweep("trials"): float(trials), **{keys.sweep(k): float(v) for k, v in counts.items()}}
+    if wall_s is not None:
+        out[keys.sweep("wall_s")] = wall_s
+    return out
+
+
 def close_parent(client, parent_run_id: str, status: str, summary: dict[str, float]) -> None:
-    for key, value in summary.items():
-        client.log_metric(parent_run_id, key, value)
+    """End the parent run: completed -> FINISHED, interrupted -> KILLED, failed -> FAILED (tagged likewise)."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(parent_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in summary.items()])
     client.set_tag(parent_run_id, STATUS_TAG, status)
-    client.set_terminated(parent_run_id, "FINISHED" if status == "completed" else "FAILED")
+    client.set_terminated(parent_run_id, run_state(status))

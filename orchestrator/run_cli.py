@@ -4,19 +4,26 @@
     driftlab run matched_lr --address auto         a ready spec on a running cluster
     driftlab run my.yaml --tracking-uri http://head:5000 --storage s3://bucket/driftlab
 
-No --address: a local Ray on this machine (its CPUs and GPUs). No --tracking-uri: a real
-MLflow server on 127.0.0.1 for the duration of the run (store under DRIFTLAB_HOME). The same
-sweep name again resumes an interrupted sweep; completed trials are not rerun.
+No --address: a local Ray on this machine (its CPUs and GPUs), listening on 127.0.0.1 only.
+No --tracking-uri: a real MLflow server on 127.0.0.1 for the duration of the run (store under
+DRIFTLAB_HOME). The same sweep name again resumes an interrupted sweep; completed trials are
+not rerun. Every input is checked before anything starts; one live driver per sweep name.
+Exit codes: 0 completed, 1 failed, 2 bad input, 128 + signal when interrupted (130 Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
+from orchestrator import signals, watchdog
 from orchestrator.cli import parse_args
+from orchestrator.lock import SweepLock, SweepLocked
+from orchestrator.preflight import PreflightError, check_local_resources, check_storage, check_tracking_uri
 from orchestrator.spec import NAME_RE, SpecError, load_spec
+from orchestrator.storage import storage_root
 from orchestrator.tracking import CLIENT_ENV, LocalServer, TrackingError, bound_client_retries, check_reachable
 
 PASS_ENV = ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DRIFTLAB_HOME")
@@ -59,48 +66,86 @@ def init_ray(address: str | None, tracking_uri: str, num_cpus: int | None) -> No
                  log_to_driver=False, logging_level="WARNING")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, code = parse_args(parser, argv)
-    if args is None:
-        return code
-    try:
-        spec = load_spec(args.spec)
-    except SpecError as err:
-        return _fail(str(err))
+def bind_local_ray_to_loopback() -> None:
+    """Make a local Ray listen on 127.0.0.1 only (GCS, raylet, workers, agents, dashboard, monitor).
+
+    `ray.init(_node_ip_address="127.0.0.1")` is turned back into the routable address by Ray
+    (`resolve_ip_for_localhost`); Ray keeps loopback only where it treats the machine as a
+    single-node, non-cluster host, which this switch selects (Ray's default on macOS and Windows).
+    It must be set before `import ray`: Ray reads it into a constant at import.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:  # imported already (in-process callers): the constant is read per call
+        constants.ENABLE_RAY_CLUSTER = False
+
+
+def preflight(args) -> tuple:
+    """(spec, storage) after every check that needs nothing started; SpecError / PreflightError / TrackingError."""
+    spec = load_spec(args.spec)
     if args.name is not None:
         if not NAME_RE.match(args.name):
-            return _fail("name: must be 1-64 letters, digits, _ . -")
+            raise SpecError("name: must be 1-64 letters, digits, _ . -")
         spec.name = args.name
     if args.smoke:
         from orchestrator.sweep import smoke
         spec = smoke(spec)
     if args.num_cpus is not None and args.num_cpus < 1:
-        return _fail("num-cpus: must be an integer >= 1")
-    bound_client_retries()
+        raise SpecError("num-cpus: must be an integer >= 1")
     if args.tracking_uri:
-        try:
-            check_reachable(args.tracking_uri)
-        except TrackingError as err:
-            return _fail(str(err))
-    from orchestrator.session import run_session
-    from orchestrator.storage import storage_root
-
+        check_tracking_uri(args.tracking_uri)
+        check_reachable(args.tracking_uri)
+    if not args.address:
+        check_local_resources(spec, args.num_cpus)
     storage = storage_root(args.storage)
+    check_storage(storage, spec.name)
+    return spec, storage
 
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args, code = parse_args(build_parser(), argv)
+    if args is None:
+        return code
+    bound_client_retries()
+    try:
+        spec, storage = preflight(args)
+        lock = SweepLock(storage, spec.name).acquire()
+    except (SpecError, PreflightError, TrackingError, SweepLocked) as err:
+        return _fail(str(err))
+    watchdog.start()  # even a SIGKILL of this process must not leave the server or Ray behind
+    if not args.address:
+        bind_local_ray_to_loopback()
+    try:
+        with signals.handling():
+            return _launch(args, spec, storage, again=shlex.join(["driftlab", "run", *argv]))
+    finally:
+        lock.release()
+
+
+def _launch(args, spec, storage: str, again: str) -> int:
+    """Start the local MLflow server (unless a URI is given) and Ray, run the session, stop both."""
     server = None
     try:
         uri = args.tracking_uri
         if uri is None:
             print("driftlab: starting a local MLflow server on 127.0.0.1 ...", file=sys.stderr, flush=True)
-            server = LocalServer().start()
+            server = LocalServer()
+            server.start()
             uri = server.uri
         init_ray(args.address, uri, args.num_cpus)
-        return run_session(spec, storage, uri, local_store=server is not None)
+        signals.install()  # again: ray.init installs a native SIGTERM handler (stack dump, exit 134)
+        from orchestrator.session import run_session
+        return run_session(spec, storage, uri, local_store=server is not None, again=again)
     except TrackingError as err:
         print(f"driftlab: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"driftlab: interrupted by {signals.name() or 'SIGINT'} before the sweep started; nothing ran",
+              file=sys.stderr)
+        return signals.exit_code() or 130
     finally:
+        signals.shield()
         try:
             import ray
             if ray.is_initialized():
@@ -108,7 +153,3 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if server is not None:
                 server.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

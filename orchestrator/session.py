@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import sys
 
+from orchestrator import signals, watchdog
 from orchestrator.configs import method_label, trial_config
-from orchestrator.reconcile import reconcile, tune_counts
+from orchestrator.reconcile import reconcile, sweep_status, tune_counts
 from orchestrator.spec import Spec
 from orchestrator.sweep import can_resume, run_sweep
 from orchestrator.trainable import SweepContext
@@ -19,6 +20,7 @@ from orchestrator.ui_cli import where_to_browse
 from trainables import keys
 
 SUMMARY_KEYS = (keys.VAL_ACC, keys.TEST_ACC, keys.attn_delta("entropy"))
+
 
 def summary_rows(results) -> list[dict]:
     """Best completed trial (by val/acc) per (dataset, method)."""
@@ -52,43 +54,100 @@ def print_summary(rows: list[dict]) -> None:
         print("  ".join(cells))
 
 
-def run_session(spec: Spec, storage: str, tracking_uri: str, local_store: bool) -> int:
+def run_session(spec: Spec, storage: str, tracking_uri: str, local_store: bool, again: str) -> int:
+    """Run (or resume) the sweep; returns the exit code. `again` is the command that resumes it."""
     from mlflow import MlflowClient
 
-    from orchestrator.parent import close_parent, open_parent
+    from orchestrator.parent import open_parent, upload_spec
 
     client = MlflowClient(tracking_uri)
     resume = can_resume(storage, spec.name)
     total = spec.search.num_samples if spec.search else len(spec.configs())
-    experiment_id, parent = open_parent(client, spec, resume, total)
+    try:
+        experiment_id, parent = open_parent(client, spec, resume, total)
+    except Exception as err:  # the server broke between the health check and now
+        print(f"driftlab: MLflow at {tracking_uri} failed while opening the sweep's parent run "
+              f"({type(err).__name__}: {_first_line(err)}); nothing ran", file=sys.stderr)
+        return 1
+    if spec.source and not resume and not upload_spec(client, parent, spec, storage):
+        print(f"driftlab: could not upload the spec to the parent run; `driftlab sync {spec.name}` uploads it later",
+              file=sys.stderr)
+    # A SIGKILLed driver cannot close its runs: the watchdog does (as KILLED).
+    watchdog.note(tracking_uri=tracking_uri, experiment_id=experiment_id, parent_run_id=parent)
     context = SweepContext(tracking_uri, experiment_id, parent)
     verb = "resuming" if resume else "running"
     print(f"driftlab: {verb} sweep {spec.name!r}: {total} trials; MLflow experiment {spec.name!r} "
           f"(parent run {parent}) at {tracking_uri}", file=sys.stderr, flush=True)
-    outcome = run_sweep(spec, storage, context, resume)
-    print_summary(summary_rows(outcome.results))
     try:
-        counts = reconcile(client, context, outcome.results)
-        if spec.search and len(spec.search.objectives) > 1:
-            _save_pareto(client, parent, outcome.results, spec.search.objectives)
-        close_parent(client, parent, "completed" if not counts.get("failed") else "failed",
-                     {"sweep/wall_s": outcome.wall_s, "sweep/trials": float(len(outcome.results)),
-                      **{f"sweep/{k}": float(v) for k, v in counts.items()}})
-    except Exception as err:  # the tracking server went away: Tune's record stands, sync replays it
-        print(f"driftlab: MLflow at {tracking_uri} is unreachable at the end of the sweep "
-              f"({type(err).__name__}); run states will be fixed by `driftlab sync`", file=sys.stderr)
-        counts = {**tune_counts(outcome.results), "unsynced": len(outcome.results)}
-    failed = counts.get("failed", 0)
-    print(f"driftlab: sweep {spec.name!r} done in {outcome.wall_s:.0f}s: "
-          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), file=sys.stderr)
-    if counts.get("unsynced"):
-        print(f"driftlab: {counts['unsynced']} trial(s) could not log everything to MLflow; Tune kept their "
-              f"results: replay them with `driftlab sync {spec.name} --tracking-uri {tracking_uri}"
-              f"{' --storage ' + storage if storage else ''}`", file=sys.stderr)
+        outcome = run_sweep(spec, storage, context, resume)
+    except KeyboardInterrupt:  # a second signal: Tune did not finish stopping
+        return _end_early(client, parent, spec.name, "interrupted", again)
+    except Exception as err:  # Tune itself failed (storage, the search algorithm, ...)
+        print(f"driftlab: the sweep failed: {type(err).__name__}: {_first_line(err)}", file=sys.stderr)
+        return _end_early(client, parent, spec.name, "failed", again)
+    print_summary(summary_rows(outcome.results))
+    status, counts = _close(client, context, spec, outcome, tracking_uri)
+    _report(spec.name, status, counts, outcome.wall_s, again, storage, tracking_uri)
     print(f"driftlab: browse the results at {where_to_browse(tracking_uri, experiment_id, local_store)} "
           f"(experiment {spec.name!r}); "
           f"test hypotheses with `driftlab analyze --experiment {spec.name}`", file=sys.stderr)
-    return 1 if failed else 0
+    return exit_code(status)
+
+
+def exit_code(status: str) -> int:
+    """0 completed, 1 failed, 128 + the signal when interrupted (130 for Ctrl-C, 143 for SIGTERM)."""
+    return {"completed": 0, "failed": 1}.get(status, signals.exit_code() or 130)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:300]
+
+
+def _close(client, context: SweepContext, spec: Spec, outcome, tracking_uri: str) -> tuple[str, dict[str, int]]:
+    """Reconcile the trial runs and close the parent run; (sweep status, counts per outcome)."""
+    from orchestrator.parent import close_parent, summary
+
+    try:
+        counts = reconcile(client, context, outcome.trials)
+        status = sweep_status(counts, bool(signals.received))
+        if spec.search and len(spec.search.objectives) > 1 and status == "completed":
+            _save_pareto(client, context.parent_run_id, outcome.results, spec.search.objectives)
+        close_parent(client, context.parent_run_id, status, summary(len(outcome.results), counts, outcome.wall_s))
+        watchdog.note(parent_run_id=None)
+    except Exception as err:  # the tracking server went away: Tune's record stands, sync replays it
+        print(f"driftlab: MLflow at {tracking_uri} is unreachable at the end of the sweep "
+              f"({type(err).__name__}); run states will be fixed by `driftlab sync`", file=sys.stderr)
+        counts = {**tune_counts(outcome.trials), "unsynced": len(outcome.results)}
+        status = sweep_status(counts, bool(signals.received))
+    return status, counts
+
+
+def _report(name: str, status: str, counts: dict[str, int], wall_s: float, again: str, storage: str,
+            tracking_uri: str) -> None:
+    tally = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    how = {"completed": "done", "failed": "FAILED", "interrupted": f"INTERRUPTED by {signals.name()}"}[status]
+    print(f"driftlab: sweep {name!r} {how} after {wall_s:.0f}s: {tally}", file=sys.stderr)
+    if status != "completed":
+        print(f"driftlab: Tune kept the sweep's state; resume it (unfinished and failed trials run again, "
+              f"completed ones are kept) with `{again}`", file=sys.stderr)
+    if counts.get("unsynced"):
+        print(f"driftlab: {counts['unsynced']} trial(s) could not log everything to MLflow; Tune kept their "
+              f"results: replay them with `driftlab sync {name} --tracking-uri {tracking_uri} --storage {storage}`",
+              file=sys.stderr)
+
+
+def _end_early(client, parent: str, name: str, status: str, again: str) -> int:
+    """Close the parent run when Tune itself did not return; exit 1 (failed) or 128 + signal."""
+    from orchestrator.parent import close_parent
+
+    try:
+        close_parent(client, parent, status, {})
+        watchdog.note(parent_run_id=None)
+    except Exception as err:  # MLflow down as well: the next run or `driftlab sync` closes it
+        print(f"driftlab: could not close the parent run ({type(err).__name__})", file=sys.stderr)
+    what = f"interrupted by {signals.name()}" if status == "interrupted" else "failed"
+    print(f"driftlab: sweep {name!r} {what}; resume it with `{again}`", file=sys.stderr)
+    return exit_code(status)
 
 
 def _save_pareto(client, parent: str, results, objectives: dict[str, str]) -> None:

@@ -13,14 +13,14 @@ and resolved to its key here. Errors are `SpecError`: one line naming the field.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from analysis.options import AnalysisOptions, options_from_spec
+from orchestrator.strict_yaml import YamlError, parse_yaml, read_text
 from trainables.config import ConfigError, TrialConfig
 from trainables.keys import resolve, task_segment
 
@@ -33,6 +33,9 @@ SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "reduction_factor")
 RESOURCE_KEYS = ("cpu", "gpu")
 MODES = ("max", "min")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Past this many trials a sweep is almost surely a typo (a grid of 10^9 points), and expanding and
+# validating it would hang before launch; split a real sweep of this size into several specs.
+MAX_TRIALS = 10_000
 
 
 class SpecError(ValueError):
@@ -93,6 +96,15 @@ def _keys(section: Any, field_name: str, accepted: tuple[str, ...]) -> dict:
     return section
 
 
+def _number(value: Any) -> bool:
+    """A finite int or float (YAML's .inf / .nan and booleans are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _trial_keys(section: dict, field_name: str) -> None:
     names = set(TrialConfig.__dataclass_fields__)
     for key in section:
@@ -120,8 +132,8 @@ def _search(raw: Any) -> Search:
         _need(isinstance(args, list) and len(args) >= (1 if kind == "choice" else 2), where,
               f"{kind} needs {'a non-empty list' if kind == 'choice' else '[low, high]'}")
         if kind != "choice":
-            _need(len(args) == 2 and all(isinstance(a, (int, float)) for a in args) and args[0] < args[1], where,
-                  f"{kind} needs numbers [low, high] with low < high")
+            _need(len(args) == 2 and all(_number(a) for a in args) and args[0] < args[1], where,
+                  f"{kind} needs finite numbers [low, high] with low < high")
             _need(kind != "loguniform" or args[0] > 0, where, "loguniform needs low > 0")
     objectives = raw["objectives"]
     _need(isinstance(objectives, dict) and objectives, "search.objectives",
@@ -129,8 +141,10 @@ def _search(raw: Any) -> Search:
     for metric, mode in objectives.items():
         _need(mode in MODES, f"search.objectives.{metric}", "must be max or min")
     num = raw["num_samples"]
-    _need(isinstance(num, int) and not isinstance(num, bool) and num >= 1, "search.num_samples", "must be an integer >= 1")
-    return Search(space=space, num_samples=num, objectives=dict(objectives), seed=int(raw.get("seed", 0)))
+    _need(_integer(num) and 1 <= num <= MAX_TRIALS, "search.num_samples", f"must be an integer in [1, {MAX_TRIALS}]")
+    seed = raw.get("seed", 0)
+    _need(_integer(seed) and seed >= 0, "search.seed", f"must be an integer >= 0, got {seed!r}")
+    return Search(space=space, num_samples=num, objectives=dict(objectives), seed=seed)
 
 
 def _sample_points(search: Search, trial: dict) -> list[dict]:
@@ -166,6 +180,8 @@ def reported_key(name: str, config: TrialConfig, field_name: str) -> str:
 
 def parse_spec(raw: Any, source: str = "") -> Spec:
     """Validate a loaded YAML document and return the Spec; SpecError on the first problem."""
+    _need(isinstance(raw, dict), "spec", f"{source or 'the spec'} must be a mapping with keys such as name, trial, "
+          f"grid, search; it holds {'nothing' if raw is None else 'a ' + type(raw).__name__}")
     _keys(raw, "", TOP_KEYS)
     _need("name" in raw, "name", "required (letters, digits, _ . -)")
     _need(isinstance(raw["name"], str) and NAME_RE.match(raw["name"]) is not None, "name",
@@ -181,6 +197,9 @@ def parse_spec(raw: Any, source: str = "") -> Spec:
     variants = raw.get("variants") or []
     _need(isinstance(variants, list) and all(isinstance(v, dict) and v for v in variants), "variants",
           "must be a list of non-empty mappings of trial config keys")
+    count = math.prod(len(values) for values in grid.values()) * max(1, len(variants))
+    _need(count <= MAX_TRIALS, "grid", f"expands to {count:,} trials, more than the limit of {MAX_TRIALS:,} "
+          "per sweep; split it into several specs")
     for i, variant in enumerate(variants):
         _trial_keys(variant, f"variants[{i}]")
     search = _search(raw["search"]) if raw.get("search") is not None else None
@@ -196,26 +215,38 @@ def parse_spec(raw: Any, source: str = "") -> Spec:
 def _resources_and_limits(spec: Spec, raw: dict) -> None:
     resources = _keys(raw.get("resources") or {"cpu": 1}, "resources", RESOURCE_KEYS)
     for key, value in resources.items():
-        _need(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0, f"resources.{key}",
-              "must be a number >= 0 (fractions allowed, e.g. gpu: 0.5 packs two trials per GPU)")
+        _need(_number(value) and value >= 0, f"resources.{key}",
+              "must be a finite number >= 0 (fractions allowed, e.g. gpu: 0.5 packs two trials per GPU)")
     spec.resources = {k: float(v) for k, v in resources.items()}
     for key in ("max_concurrent", "max_failures"):
         if key in raw:
             value = raw[key]
-            _need(isinstance(value, int) and not isinstance(value, bool) and value >= 0, key, "must be an integer >= 0")
+            _need(_integer(value) and value >= 0, key, "must be an integer >= 0")
             setattr(spec, key, value)
     if raw.get("scheduler") is not None:
-        sched = _keys(raw["scheduler"], "scheduler", SCHEDULER_KEYS)
-        _need(sched.get("type", "asha") == "asha", "scheduler.type", "must be asha")
-        _need("metric" in sched, "scheduler.metric", "required (the one metric ASHA compares trials on)")
-        _need(sched.get("mode", "max") in MODES, "scheduler.mode", "must be max or min")
-        spec.scheduler = {"type": "asha", "mode": "max", "grace_period": 1, "reduction_factor": 3, **sched}
+        spec.scheduler = _scheduler(raw["scheduler"])
     analysis = raw.get("analysis") or {}
     _need(isinstance(analysis, dict), "analysis", "must be a mapping (families, metrics, alpha, pareto)")
     try:
         spec.analysis = options_from_spec(analysis)
     except ValueError as err:
         raise SpecError(str(err)) from None
+
+
+def _scheduler(raw: Any) -> dict[str, Any]:
+    """ASHA settings, checked the way ASHAScheduler asserts them (it would fail after Ray started);
+    the grace period's upper bound needs the trial configs: see `_validate_trials`."""
+    sched = _keys(raw, "scheduler", SCHEDULER_KEYS)
+    _need(sched.get("type", "asha") == "asha", "scheduler.type", "must be asha")
+    _need(isinstance(sched.get("metric"), str), "scheduler.metric",
+          "required: the one metric name ASHA compares trials on, e.g. val/acc")
+    _need(sched.get("mode", "max") in MODES, "scheduler.mode", "must be max or min")
+    sched = {"type": "asha", "mode": "max", "grace_period": 1, "reduction_factor": 3, **sched}
+    grace, factor = sched["grace_period"], sched["reduction_factor"]
+    _need(_integer(grace) and grace >= 1, "scheduler.grace_period", f"must be an integer >= 1, got {grace!r}")
+    _need(_number(factor) and factor > 1, "scheduler.reduction_factor",
+          f"must be a number > 1 (e.g. 3: keep the top third at each rung), got {factor!r}")
+    return sched
 
 
 def _validate_trials(spec: Spec) -> None:
@@ -227,11 +258,28 @@ def _validate_trials(spec: Spec) -> None:
                                   for metric, mode in spec.search.objectives.items()}
     if spec.scheduler:
         spec.scheduler["metric"] = reported_key(spec.scheduler["metric"], first, "scheduler.metric")
+        reports = max(config.epochs for config in configs) + 1  # ASHA's max_t: see sweep.tune_config
+        grace = spec.scheduler["grace_period"]
+        _need(grace <= reports, "scheduler.grace_period",
+              f"must be an integer in [1, epochs + 1 = {reports}] (reports per trial), got {grace!r}")
     opts = spec.analysis
     if opts.metrics:
         opts.metrics = [metric_key(m, first, "analysis.metrics") for m in opts.metrics]
     if opts.pareto:
         opts.pareto = {metric_key(m, first, "analysis.pareto"): sense for m, sense in opts.pareto.items()}
+    _check_datasets(configs)
+
+
+def _check_datasets(configs: list[TrialConfig]) -> None:
+    """Local dataset paths exist and hold readable images of 2+ classes; each path is read once."""
+    from trainables.dataset_check import check_local_dataset
+
+    names = {("dataset", c.dataset) for c in configs} | {("zero_shot", t) for c in configs for t in c.zero_shot}
+    for key, name in sorted(names):
+        try:
+            check_local_dataset(key, name)
+        except ConfigError as err:
+            raise SpecError(str(err)) from None
 
 
 def _where(spec: Spec, values: dict) -> str:
@@ -254,14 +302,12 @@ def resolve_spec_path(spec: str | None) -> Path:
 
 
 def load_spec(spec: str | None) -> Spec:
-    """Read and validate a spec file (yaml.safe_load only)."""
+    """Read and validate a spec file (strict safe YAML: see orchestrator/strict_yaml.py)."""
     path = resolve_spec_path(spec)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise SpecError(f"spec: {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+        raw = parse_yaml(read_text(path))
+    except YamlError as err:
+        raise SpecError(f"spec: {path} {err}") from None
     except OSError as err:
         raise SpecError(f"spec: cannot read {path}: {err.strerror}") from None
     return parse_spec(raw, source=str(path))

@@ -1,4 +1,5 @@
-"""Where Tune keeps a sweep's state: the storage root and a sweep's experiment path under it."""
+"""Where Tune keeps a sweep's state: the storage root, a sweep's experiment path under it, and driftlab's
+own files beside it (the sweep lock, the spec copy `driftlab sync` uploads)."""
 
 from __future__ import annotations
 
@@ -16,3 +17,8 @@ def storage_root(given: str | None) -> str:
 def experiment_path(storage: str, name: str) -> str:
     """The sweep's Tune experiment directory: a local path, or a URI (s3://, gs://) joined with `/`."""
     return f"{storage.rstrip('/')}/{name}" if "://" in storage else str(Path(storage) / name)
+
+
+def beside(storage: str, name: str, suffix: str) -> Path | None:
+    """`STORAGE/.NAME.<suffix>`, a driftlab file beside a local sweep's Tune directory (None for s3://, gs://)."""
+    return None if "://" in storage else Path(storage) / f".{name}.{suffix}"

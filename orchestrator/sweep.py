@@ -7,6 +7,7 @@ completed ones kept). Progress is one line per finished trial on stderr.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 
 from ray import tune
 
+from orchestrator import signals
 from orchestrator.configs import VARIANT, method_label, trial_config
+from orchestrator.reconcile import outcomes, saved_states
 from orchestrator.spec import Spec
 from orchestrator.storage import experiment_path
 from orchestrator.trainable import SweepContext, run_driftlab_trial
@@ -27,6 +30,7 @@ SMOKE = {"data_fraction": 0.25, "zeroshot_size": 200, "probe_size": 16, "lp_epoc
 @dataclass
 class SweepOutcome:
     results: object  # tune.ResultGrid
+    trials: list  # (result, Tune trial, outcome) per trial: see reconcile.outcomes
     wall_s: float
     resumed: bool
 
@@ -77,7 +81,8 @@ def tune_config(spec: Spec) -> tune.TuneConfig:
         epochs = max(config.epochs for config in spec.trial_configs())
         scheduler = ASHAScheduler(metric=spec.scheduler["metric"], mode=spec.scheduler["mode"],
                                   time_attr="training_iteration", max_t=epochs + 1,
-                                  grace_period=int(spec.scheduler["grace_period"]),
+                                  # --smoke shortens trials after validation: keep grace within max_t.
+                                  grace_period=min(int(spec.scheduler["grace_period"]), epochs + 1),
                                   reduction_factor=float(spec.scheduler["reduction_factor"]))
     return tune.TuneConfig(num_samples=spec.search.num_samples if spec.search else 1, search_alg=search_alg,
                            scheduler=scheduler, reuse_actors=True,
@@ -119,6 +124,8 @@ def resources(spec: Spec) -> dict[str, float]:
 
 
 def run_sweep(spec: Spec, storage: str, context: SweepContext, resume: bool) -> SweepOutcome:
+    # Trials that never started have no results: Tune warns about each while reading them back.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     trainable = tune.with_resources(tune.with_parameters(run_driftlab_trial, sweep=context), resources(spec))
     path = experiment_path(storage, spec.name)
     total = spec.search.num_samples if spec.search else len(spec.configs())
@@ -135,8 +142,11 @@ def run_sweep(spec: Spec, storage: str, context: SweepContext, resume: bool) -> 
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
         tuner = tune.Tuner(trainable, param_space=param_space(spec), tune_config=tune_config(spec),
                            run_config=run_config)
-    results = tuner.fit()
-    return SweepOutcome(results=results, wall_s=time.time() - started, resumed=resume)
+    with signals.tune_running():  # a first SIGINT/SIGTERM asks Tune to save its state and stop
+        results = tuner.fit()
+    saved = saved_states(results.experiment_path) if signals.received else None
+    return SweepOutcome(results=results, trials=outcomes(results, saved), wall_s=time.time() - started,
+                        resumed=resume)
 
 
 def can_resume(storage: str, name: str) -> bool:

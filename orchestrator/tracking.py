@@ -27,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from trainables.keys import KIND_TAG, PARENT_TAG, STATUS_TAG, TRIAL_TAG  # noqa: F401 - re-exported
+from trainables.keys import KIND_TAG, PARENT_TAG, STATUS_TAG, TRAIN_LOSS, TRIAL_TAG, VAL_ACC  # noqa: F401 - re-exported
 
 # MLflow's defaults retry a dead server for minutes per call; a sweep must not hang on it.
 CLIENT_ENV = {
@@ -36,10 +36,15 @@ CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # stdout belongs to driftlab's own output
 }
+STEP_MARKERS = (VAL_ACC, TRAIN_LOSS)  # every report has one of them: see logged_steps
 
 
 class TrackingError(RuntimeError):
     """The tracking server cannot be used; the message is one line."""
+
+
+class PortInUse(TrackingError):
+    """The local server's port is taken: bad input (exit 2), not a failure."""
 
 
 def driftlab_home() -> Path:
@@ -59,6 +64,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:port (connections of a stopped server in TIME_WAIT do not count,
+    as for the server's own bind)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
@@ -83,6 +100,7 @@ class LocalServer:
         self.home = (home or driftlab_home()) / "mlflow"
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
+        self._stopped = False
 
     @property
     def uri(self) -> str:
@@ -94,12 +112,31 @@ class LocalServer:
                 "--port", str(self.port), "--workers", "1"]
 
     def start(self, timeout: float = 180.0) -> "LocalServer":
+        """Start and wait for /health; a server that fails (or a signal meanwhile) leaves nothing running."""
+        from orchestrator import watchdog
+        from orchestrator.lock import exclusive
+
+        if not port_free(self.port):
+            raise PortInUse(f"port: 127.0.0.1:{self.port} is already in use (another `driftlab ui` or server?); "
+                            "pick another with --port")
         self.home.mkdir(parents=True, exist_ok=True)
+        watchdog.start()  # a SIGKILLed driver must not leave this server behind
         # The server's background job runner is not needed and costs a core while it boots.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        log = open(self.home / "server.log", "ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env, start_new_session=True)
-        log.close()
+        try:
+            # Two servers creating (migrating) one fresh sqlite store at once race; one at a time.
+            with exclusive(self.home / ".store.lock"):
+                with open(self.home / "server.log", "ab") as log:
+                    self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env,
+                                                    start_new_session=True)
+                watchdog.stop_last(self.process.pid)
+                self._wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -107,24 +144,26 @@ class LocalServer:
                                     f"see {self.home / 'server.log'}")
             try:
                 with urllib.request.urlopen(self.uri + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
+                    # OK from the port is ours only while our process lives (not a stranger's server).
+                    if resp.status == 200 and self.process.poll() is None:
+                        return
             except OSError:
                 time.sleep(0.5)
-        self.stop()
         raise TrackingError(f"mlflow server did not become healthy in {timeout:.0f}s; see {self.home / 'server.log'}")
 
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the whole process group the server leads (it runs uvicorn as a child), even if the leader
+        already exited; SIGKILL whatever is left after `timeout`."""
+        if self.process is None or self._stopped:
             return
-        # It spawns workers: stop the whole process group it leads.
-        pgid = os.getpgid(self.process.pid)
-        os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            self.process.wait()
+        group = self.process.pid  # start_new_session: the server leads its own group
+        _signal_group(group, signal.SIGTERM)
+        deadline = time.time() + timeout
+        while time.time() < deadline and (self.process.poll() is None or _signal_group(group, 0)):
+            time.sleep(0.2)
+        _signal_group(group, signal.SIGKILL)
+        self.process.wait()
+        self._stopped = True
 
     def __enter__(self) -> "LocalServer":
         return self.start()
@@ -133,8 +172,20 @@ class LocalServer:
         self.stop()
 
 
+def _signal_group(group: int, sig: int) -> bool:
+    """Signal a process group; False when it has no process left."""
+    try:
+        os.killpg(group, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def run_state(status: str) -> str:
-    """A trial's outcome as an MLflow run status: completed / diverged / stopped -> FINISHED, else FAILED."""
+    """An outcome as an MLflow run status: completed / diverged / stopped -> FINISHED, interrupted -> KILLED,
+    else FAILED."""
+    if status == "interrupted":
+        return "KILLED"
     return "FINISHED" if status in ("completed", "diverged", "stopped") else "FAILED"
 
 
@@ -155,6 +206,7 @@ class TrialRun:
         self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
         self.trial_id, self.name, self.config = trial_id, name, config
         self.run_id: str | None = None
+        self.logged_steps: set[int] = set()
         self.error: str | None = None
         self.unsynced = 0
         # Final metrics when MLflow already holds this trial as completed (Tune's state can lag behind
@@ -180,19 +232,14 @@ class TrialRun:
     def _open(self, tags: dict[str, str]) -> None:
         found = find_trial_run(self.client, self.experiment_id, self.parent_run_id, self.trial_id)
         if found is None:
-            run = self.client.create_run(self.experiment_id, run_name=self.name, tags={
-                PARENT_TAG: self.parent_run_id, KIND_TAG: "trial", TRIAL_TAG: self.trial_id,
-                "driftlab.config_hash": config_hash(self.config), STATUS_TAG: "running", "driftlab.attempts": "1",
-                **tags})
-            self.run_id = run.info.run_id
-            from mlflow.entities import Param
-            params = [Param(k, ",".join(map(str, v)) if isinstance(v, list) else str(v)) for k, v in self.config.items()]
-            self.client.log_batch(self.run_id, params=params)
+            self.run_id = create_trial_run(self.client, self.experiment_id, self.parent_run_id, self.trial_id,
+                                           self.name, self.config, tags)
         elif found.data.tags.get(STATUS_TAG) == "completed" and found.info.status == "FINISHED":
             self.run_id = found.info.run_id
             self.completed_metrics = dict(found.data.metrics)
         else:
             self.run_id = found.info.run_id
+            self.logged_steps = logged_steps(self.client, self.run_id)
             attempts = int(found.data.tags.get("driftlab.attempts", "1")) + 1
             self.client.update_run(self.run_id, status="RUNNING")
             for key, value in {**tags, "driftlab.attempts": str(attempts), STATUS_TAG: "running"}.items():
@@ -205,7 +252,10 @@ class TrialRun:
         from mlflow.entities import Metric, RunTag
 
         now, step = int(time.time() * 1000), int(metrics.get("epoch", 0))
-        batch = [Metric(k, v, now, step) for k, v in numeric_metrics(metrics).items() if not math.isinf(v)]
+        # A retried or resumed trial reports again the epochs it redoes (epoch 0 at least): log each once.
+        fresh = step not in self.logged_steps
+        batch = [Metric(k, v, now, step) for k, v in numeric_metrics(metrics).items() if fresh and not math.isinf(v)]
+        self.logged_steps.add(step)
         tags = [RunTag(STATUS_TAG, str(metrics["status"]))] if "status" in metrics else []
         self._call(self.client.log_batch, self.run_id, metrics=batch, tags=tags)
 
@@ -219,6 +269,28 @@ class TrialRun:
             return
         self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
         self._call(self.client.set_terminated, self.run_id, run_state(status))
+
+
+def param_values(config: dict) -> dict[str, str]:
+    """A trial config as MLflow params (lists comma-separated)."""
+    return {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in config.items()}
+
+
+def create_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str, name: str, config: dict,
+                     tags: dict[str, str]) -> str:
+    """A new child run with the trial's tags and full config as params; its run id."""
+    from mlflow.entities import Param
+
+    run = client.create_run(experiment_id, run_name=name, tags={
+        PARENT_TAG: parent_run_id, KIND_TAG: "trial", TRIAL_TAG: trial_id,
+        "driftlab.config_hash": config_hash(config), STATUS_TAG: "running", "driftlab.attempts": "1", **tags})
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in param_values(config).items()])
+    return run.info.run_id
+
+
+def logged_steps(client, run_id: str) -> set[int]:
+    """Epochs a run already holds: every report has val/acc (epoch 0 and evaluations) or train/loss."""
+    return {int(m.step) for key in STEP_MARKERS for m in client.get_metric_history(run_id, key)}
 
 
 def find_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str):

@@ -8,6 +8,7 @@ run ids) arrive through `tune.with_parameters` as a `SweepContext`, never in the
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +20,22 @@ from orchestrator.tracking import TrialRun
 from trainables import keys
 from trainables.trial import Trial
 
+ARTIFACTS_DIR = "artifacts"  # inside the final checkpoint
+FINAL = ("completed", "diverged")
+
 
 @dataclass(frozen=True)
 class SweepContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+
+
+def _final_artifacts(trial: Trial, run: TrialRun, directory: Path) -> None:
+    """Figures, layer table and trained parts, uploaded before the last report so that a failed upload is
+    counted in it; they ride in the final checkpoint, so Tune's storage keeps them for `driftlab sync`."""
+    trial.write_artifacts(directory)
+    run.log_artifacts(directory)
 
 
 def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
@@ -48,9 +59,13 @@ def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
             if metrics.get("status") == "diverged":
                 # Searchers and schedulers look up their metric in the last result: give it, as NaN.
                 out.update({k: math.nan for k in seen if k not in out})
-            out[keys.UNSYNCED] = run.unsynced
-            checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-            tune.report(out, checkpoint=checkpoint)
+            with tempfile.TemporaryDirectory(prefix="driftlab-final-") as spare:
+                if metrics.get("status") in FINAL:
+                    checkpoint_dir = checkpoint_dir or spare
+                    _final_artifacts(trial, run, Path(checkpoint_dir) / ARTIFACTS_DIR)
+                out[keys.UNSYNCED] = run.unsynced  # after the upload: a failed one counts
+                checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+                tune.report(out, checkpoint=checkpoint)
 
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
@@ -58,9 +73,6 @@ def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
         else:
             with checkpoint.as_directory() as directory:
                 final = trial.run(report, directory)
-        artifacts = Path(ctx.get_trial_dir()) / "artifacts"
-        trial.write_artifacts(artifacts)
-        run.log_artifacts(artifacts)
         status = final.get("status", "completed")
     except SystemExit:
         # Tune ends a trial early (an ASHA decision) by exiting its thread inside tune.report.

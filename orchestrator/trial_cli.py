@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from orchestrator.cli import parse_args
 from trainables import keys
 from trainables.config import ConfigError, TrialConfig
+from trainables.dataset_check import check_local_dataset
 
 COLUMNS = ("epoch", "phase", keys.TRAIN_LOSS, keys.VAL_ACC, keys.attn_delta("entropy"), keys.cka())
 
@@ -42,6 +44,17 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def check_out_dir(out: Path | None) -> None:
+    """--out must be (or become) a writable directory: checked before training, not after."""
+    if out is None:
+        return
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"out: {str(existing)!r} is a file; --out needs a directory (created if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"out: {str(existing)!r} is not writable")
+
+
 def main(argv: list[str] | None = None) -> int:
     from trainables.trial import Trial
 
@@ -53,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     log = sys.stderr if args.json else sys.stdout
     try:
         config = TrialConfig.from_dict(values)
+        check_out_dir(args.out)
+        for key, name in [("dataset", config.dataset), *(("zero_shot", task) for task in config.zero_shot)]:
+            check_local_dataset(key, name)
         print(f"driftlab trial: {config.method} on {config.dataset} (model {config.model}, lr {config.lr:g}, "
               f"seed {config.seed}, {config.epochs} epochs) - loading ...", file=sys.stderr)
         started = time.perf_counter()

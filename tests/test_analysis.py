@@ -267,3 +267,12 @@ def test_single_trial_methods_are_skipped_not_crashed(tmp_path):
     result = analyze(pd.DataFrame(rows), tmp_path)
     assert result.excluded == {"diverged": 1}
     assert (tmp_path / "report.md").exists()
+
+
+def test_a_trial_without_params_is_excluded_not_a_crash(tmp_path):
+    """A run whose params never reached MLflow has no dataset or method: it cannot sit in any cell."""
+    table = synthetic_table()
+    table.loc[3, ["dataset", "method", "lr", "seed", "epochs"]] = np.nan
+    result = analyze(tidy(table), out_dir=tmp_path)
+    assert result.excluded == {"missing parameters": 1, "diverged": 1}
+    assert (tmp_path / "report.md").exists()

@@ -19,9 +19,12 @@ GOOD = dict(name="t", trial={"epochs": 2}, grid={"method": ["ft", "lora"], "lr":
 def test_ready_specs_and_cluster_file_validate(capsys):
     specs = sorted(SWEEPS_DIR.glob("*.yaml"))
     assert {p.stem for p in specs} >= {"demo", "matched_lr", "gta_lambda", "optuna_pareto"}
-    assert driftlab(["validate", *map(str, specs), str(ROOT / "cluster.yaml")]) == 0
+    # Cluster specs (cpu: 4, gpu: 0.5 per trial) are valid for a cluster, not for this 2-CPU machine.
+    assert driftlab(["validate", *map(str, specs), str(ROOT / "cluster.yaml"), "--address", "auto"]) == 0
     out = capsys.readouterr().out
     assert "valid Ray cluster config" in out and "'demo': 27 trials" in out
+    assert "SSH ingress: security group" in out
+    assert driftlab(["validate", "demo"]) == 0
 
 
 def test_ready_specs_start_with_purpose_command_and_cost():
@@ -90,6 +93,24 @@ BAD_SPECS = [
     (dict(max_failures=-1), "max_failures"),
     (dict(max_concurrent="two"), "max_concurrent"),
     (dict(analysis={"families": ["paired", "anova"]}), "analysis.families"),
+    # Checked before launch since issue 13 (each used to pass validate and fail after Ray and MLflow started).
+    (dict(scheduler={"metric": "val/acc", "grace_period": "x"}), "scheduler.grace_period"),
+    (dict(scheduler={"metric": "val/acc", "grace_period": 0}), "scheduler.grace_period"),
+    (dict(scheduler={"metric": "val/acc", "reduction_factor": 0}), "scheduler.reduction_factor"),
+    (dict(scheduler={"metric": ["val/acc"]}), "scheduler.metric"),
+    (dict(grid=None, search={"space": {"lr": {"loguniform": [1e-4, 1e-2]}}, "num_samples": 2,
+                             "objectives": {"val/acc": "max"}, "seed": "abc"}), "search.seed"),
+    (dict(grid=None, search={"space": {"lr": {"uniform": [0, float("inf")]}}, "num_samples": 2,
+                             "objectives": {"val/acc": "max"}}), "search.space.lr"),
+    (dict(grid=None, search={"space": {"lr": {"uniform": [1e-4, 1e-2]}}, "num_samples": 10**9,
+                             "objectives": {"val/acc": "max"}}), "search.num_samples"),
+    (dict(grid={"lr": [float("inf")]}), "trial lr=inf"),
+    (dict(trial={"weight_decay": float("nan")}), "trial lr=0.001, method=ft: weight_decay"),
+    (dict(grid={"seed": list(range(1000)), "batch_size": list(range(1, 1001)), "probe_size": list(range(1, 1001)),
+                "lr": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]}), "grid"),
+    (dict(resources={"cpu": 100}), "resources.cpu"),
+    (dict(resources={"cpu": float("inf")}), "resources.cpu"),
+    (dict(trial={"dataset": "./no/such/folder"}), "trial lr=0.001, method=ft: dataset: './no/such/folder' does not exist"),
 ]
 
 
@@ -115,6 +136,156 @@ def test_malformed_yaml(tmp_path, capsys, text, field):
     assert driftlab(["run", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("driftlab:")
+
+
+BOMB = "name: bomb\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{k}: &{k} [{', '.join(['*' + j] * 10)}]\n" for j, k in zip("abcde", "bcdef"))
+
+
+@pytest.mark.parametrize("content,expected", [
+    ("name: caf\xe9\n".encode("latin-1"), "is not UTF-8 text"),
+    (BOMB.encode(), "alias bomb"),
+    (b"name: r\ngrid: &g {seed: *g}\n", "refers to itself"),
+    (b"name: d\ntrial: {lr: 0.1}\ngrid: {seed: [0]}\ntrial: {lr: 0.2}\n", "duplicate key 'trial'"),
+    (b"name: d\ntrial: {lr: 0.1, lr: 0.2}\n", "duplicate key 'lr'"),
+    (b"", "must be a mapping"),
+    (b"- a\n- list\n", "must be a mapping"),
+    (b"42\n", "must be a mapping"),
+])
+def test_malformed_spec_file_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys, content, expected):
+    monkeypatch.setenv("DRIFTLAB_HOME", str(tmp_path / "home"))
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    for command in ("run", "validate"):
+        assert driftlab([command, str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"driftlab: spec: {path}") and expected in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "home").exists()
+
+
+def _image_folder(root: Path, classes=("cat", "dog"), per_class=4) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(np.full((8, 8, 3), i * 40, dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def _no_images(root: Path) -> Path:
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        (root / name / "notes.txt").write_text("not an image")
+    return root
+
+
+def _corrupt_png(root: Path) -> Path:
+    _image_folder(root)
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return root
+
+
+def _truncated_png(root: Path) -> Path:
+    _image_folder(root, per_class=2)
+    image = root / "cat" / "0.png"
+    image.write_bytes(image.read_bytes()[:40])
+    return root
+
+
+@pytest.mark.parametrize("make,expected", [
+    (_no_images, "holds no images"),
+    (_corrupt_png, "is not a readable image"),
+    (_truncated_png, "is not a readable image"),
+    (lambda root: _image_folder(root, classes=("cat",)), "has one class ('cat')"),
+])
+def test_bad_image_folder_is_refused_before_anything_starts(tmp_path, monkeypatch, capsys, make, expected):
+    monkeypatch.setenv("DRIFTLAB_HOME", str(tmp_path / "home"))
+    folder = make(tmp_path / "images")
+    spec = _spec(tmp_path, trial={"dataset": str(folder)})
+    for argv in (["run", spec], ["validate", spec], ["trial", "--dataset", str(folder), "--epochs", "1"]):
+        assert driftlab(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("driftlab: dataset:") and expected in err[-1], err
+        assert not any("Traceback" in line for line in err)
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_missing_dataset_path_is_not_reported_as_missing_from_the_hub_cache(capsys):
+    assert driftlab(["trial", "--dataset", "/no/such/folder"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("driftlab: dataset: '/no/such/folder' does not exist") and "cache" not in err
+
+
+@pytest.mark.parametrize("argv,prefix", [
+    (["trial", "--lr", "inf"], "driftlab: lr: must be a finite number"),
+    (["trial", "--lr", "nan"], "driftlab: lr: must be a finite number"),
+    (["trial", "--warmup-frac=-inf"], "driftlab: warmup_frac: must be a finite number"),
+    (["run", "--bogus"], "driftlab: unrecognized arguments: --bogus"),
+    (["trial", "--epochs"], "driftlab: argument --epochs"),
+    (["ui", "--port", "http"], "driftlab: argument --port"),
+    (["ui", "--port", "0"], "driftlab: port:"),
+    (["validate"], "driftlab: the following arguments are required"),
+    (["run", "--tracking-uri", "../escape_store"], "driftlab: tracking-uri: '../escape_store' is not an http(s)"),
+    (["run", "--tracking-uri", "sqlite:///rel.db"], "driftlab: tracking-uri: 'sqlite:///rel.db' is not an http(s)"),
+    (["run", "--tracking-uri", "file:///tmp/mlruns"], "driftlab: tracking-uri:"),
+])
+def test_bad_flags_are_one_line_exit_2(tmp_path, monkeypatch, capsys, argv, prefix):
+    monkeypatch.setenv("DRIFTLAB_HOME", str(tmp_path / "home"))
+    assert driftlab(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(prefix) and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "home").exists()
+
+
+def test_out_pointing_at_a_file_is_refused_before_training(tmp_path, capsys):
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    for out in (target, target / "sub"):
+        assert driftlab(["trial", "--out", str(out), "--epochs", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"driftlab: out: {str(target)!r} is a file; --out needs a directory (created if missing)"
+    assert target.read_text() == "keep me"
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory this process cannot write to, even as root (chattr +i; chmod otherwise)."""
+    import os
+    import subprocess
+
+    path = tmp_path / "ro"
+    path.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("cannot make a directory read-only for root here (no chattr)")
+        yield path
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        path.chmod(0o555)
+        yield path
+        path.chmod(0o755)
+
+
+def test_read_only_storage_is_refused_before_anything_starts(tmp_path, monkeypatch, capsys, read_only_dir):
+    monkeypatch.setenv("DRIFTLAB_HOME", str(tmp_path / "home"))
+    for storage in (read_only_dir, read_only_dir / "runs"):
+        assert driftlab(["run", _spec(tmp_path), "--storage", str(storage)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"driftlab: storage: {str(storage)!r} is not writable") and len(err.splitlines()) == 1
+    assert not (tmp_path / "home").exists()
+
+
+def test_cluster_file_on_aws_must_restrict_ssh_with_its_own_security_group(tmp_path, capsys):
+    raw = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    del raw["available_node_types"]["gpu_worker"]["node_config"]["SecurityGroupIds"]
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert driftlab(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("driftlab: cluster.available_node_types.gpu_worker.node_config.SecurityGroupIds:")
+    assert "0.0.0.0/0" in err and len(err.splitlines()) == 1
 
 
 def test_bad_cli_calls(tmp_path, monkeypatch, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,8 @@ def _coerce(key: str, type_name: str, value: Any) -> Any:
     """Turn CLI strings / YAML scalars into the field's type, or raise one clear line."""
     try:
         if type_name == "float":
-            if isinstance(value, bool):
-                raise TypeError
+            if isinstance(value, bool) or not math.isfinite(float(value)):
+                raise TypeError  # inf / nan would train to "diverged" instead of being refused up front
             return float(value)
         if type_name == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -131,5 +132,5 @@ def _coerce(key: str, type_name: str, value: Any) -> Any:
         pass
     else:
         return value
-    kind = {"float": "a number", "int": "an integer", "str": "a string"}.get(type_name, "a comma-separated list")
+    kind = {"float": "a finite number", "int": "an integer", "str": "a string"}.get(type_name, "a comma-separated list")
     raise ConfigError(f"{key}: must be {kind}, got {value!r}")

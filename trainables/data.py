@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from trainables import world
+from trainables.dataset_check import looks_like_path
 from trainables.errors import ConfigError
 from trainables.splits import Split, TaskData, balanced_indices
 
@@ -42,8 +43,11 @@ def check_dataset_name(key: str, name: str, zero_shot: bool) -> None:
             raise ConfigError(f"{key}: {name!r} is the held-out zero-shot task; train on one of "
                               f"{', '.join(n for n in embedded_names() if not world.TASKS[n[9:]].held_out)}")
         return
-    if name in REAL_DATASETS or Path(name).exists():
+    if name in REAL_DATASETS or Path(name).expanduser().exists():
         return
+    if looks_like_path(name):  # not a hub id: "not in the HF cache" would mislead
+        raise ConfigError(f"{key}: {name!r} does not exist (a local image folder, parquet file or "
+                          "save_to_disk directory was expected)")
     if "/" not in name:
         raise ConfigError(f"{key}: unknown dataset {name!r}; known: {', '.join(known_names())}, "
                           "or a hub id (org/name), an image folder or a parquet file")

@@ -10,6 +10,7 @@ without pulling torch or Ray). The metric-key grammar, `/`-namespaced:
     zeroshot/<task>/acc   zeroshot/<task>/retention   (<task> = `task_segment(dataset name)`)
     drift/weight_rel   drift/embedding   params/trainable   params/trainable_pct
     best/<any key above>   best/epoch                  (the best-validation epoch's values)
+    sweep/wall_s   sweep/trials   sweep/<outcome>      (the parent run's summary, not a trial's)
 
     key = attn("entropy", layer=3)          # 'attn/entropy/layer_3'
     parse(key)                              # Key(kind='attn', metric='entropy', layer=3)
@@ -85,6 +86,11 @@ def penalty(regulariser: str) -> str:
 
 def best(key: str) -> str:
     return BEST + key
+
+
+def sweep(name: str) -> str:
+    """`sweep/<name>`: the parent run's summary (`wall_s`, `trials`, a count per trial outcome)."""
+    return f"sweep/{name}"
 
 
 def task_segment(name: str) -> str:

@@ -215,7 +215,13 @@ def _open_source(name: str, location: str):
 
     path = Path(location)
     if path.exists():
-        return _as_dict(_open_local(path))
+        try:
+            return _as_dict(_open_local(path))
+        except ConfigError:
+            raise
+        except Exception as err:  # datasets' EmptyDatasetError, an unreadable parquet file, ...
+            raise ConfigError(f"dataset: {name!r} could not be read ({type(err).__name__}: "
+                              f"{(str(err).strip().splitlines() or [''])[0][:200]})") from err
     try:
         return _as_dict(datasets.load_dataset(location))
     except ConfigError:
@@ -251,7 +257,8 @@ def _not_cached_message(name: str, hub_id: str, err: Exception) -> str:
     import datasets
 
     cause = (str(err).strip().splitlines() or [""])[0][:200]
-    return (f"dataset: {name!r} is not in the local Hugging Face cache ({datasets.config.HF_DATASETS_CACHE}) "
+    return (f"dataset: {name!r} is not in the local Hugging Face cache ({datasets.config.HF_DATASETS_CACHE}), "
+            "is no local path, "
             f"and could not be fetched ({type(err).__name__}: {cause}); pre-fetch it on a machine with internet "
             f"with `python -c \"import datasets; datasets.load_dataset('{hub_id}')\"` and copy the cache here "
             "(its location is HF_HOME or HF_DATASETS_CACHE)")
@@ -362,10 +369,14 @@ def _preprocess(dataset, image_col: str, label_col: str, processor, settings: st
         pixels = torch.as_tensor(out["pixel_values"]).float().round().clamp(0, 255).to(torch.uint8)
         return {"pixels": pixels.numpy()}
 
-    return dataset.map(to_pixels, batched=True, batch_size=MAP_BATCH_SIZE, features=features,
-                       remove_columns=[c for c in dataset.column_names if c != label_col],
-                       new_fingerprint=_fingerprint(dataset, settings, image_col, label_col),
-                       desc="preprocessing images")
+    try:
+        return dataset.map(to_pixels, batched=True, batch_size=MAP_BATCH_SIZE, features=features,
+                           remove_columns=[c for c in dataset.column_names if c != label_col],
+                           new_fingerprint=_fingerprint(dataset, settings, image_col, label_col),
+                           desc="preprocessing images")
+    except (OSError, SyntaxError) as err:  # PIL: UnidentifiedImageError, truncated files
+        raise ConfigError(f"dataset: an image could not be read ({type(err).__name__}: "
+                          f"{(str(err).strip().splitlines() or [''])[0][:200]})") from err
 
 
 def _fingerprint(dataset, settings: str, image_col: str, label_col: str) -> str:
