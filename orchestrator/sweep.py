@@ -98,7 +98,8 @@ class Progress(tune.Callback):
     def _line(self, trial, status: str) -> None:
         self.done += 1
         r = trial.last_result or {}
-        shown = [k for k in sorted(r) if k in (keys.VAL_ACC, keys.TEST_ACC) or keys.is_retention(k)]
+        shown = [k for k in sorted(r) if k in (keys.VAL_ACC, keys.TEST_ACC)
+                 or (keys.is_retention(k) and not k.startswith(keys.BEST))]
         bits = [f"{k} {r[k]:.1f}" for k in shown if isinstance(r[k], float) and math.isfinite(r[k])]
         total = self.total or "?"
         cfg = trial_config(trial.config)

@@ -37,7 +37,7 @@ def test_demo_matches_the_documented_design():
     spec = load_spec("demo")
     configs = spec.configs()
     methods = {(c["method"], c.get("gta_lambda", 0)) for c in configs}
-    assert methods == {("ft", 0), ("lora", 0), ("lp", 0), ("ft", 0.1), ("ft", 0.3)}
+    assert methods == {("ft", 0), ("lora", 0), ("lp", 0), ("ft", 0.01), ("ft", 0.03)}
     assert {c["dataset"] for c in configs} == {"embedded/shade"}
     # The matched-learning-rate design: ft and lora at the same >= 3 rates spanning >= 1 decade, 3 seeds each.
     lrs = {m: {c["lr"] for c in configs if c["method"] == m and not c.get("gta_lambda")} for m in ("ft", "lora")}

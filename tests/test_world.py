@@ -73,10 +73,13 @@ def test_shades_mix_the_object_colour_toward_white_or_black():
         assert np.abs(centre - shaded(w.labels["colour"][i], w.labels["shade"][i])).max() < 45
 
 
-def test_the_default_task_is_rarely_captioned():
+def test_the_default_task_is_never_captioned_only_its_coarse_tone_sometimes():
     w = world.generate(2000, seed=6)
-    named = np.mean([any(f" {s} " in f" {c} " for s in world.SHADES) for c in w.captions])
-    assert 0.01 < named < 0.15
+    assert not any(f" {s} " in f" {c} " for s in world.SHADES for c in w.captions)
+    toned = [i for i, c in enumerate(w.captions) if any(f" {t} " in f" {c} " for t in world.TONES.values())]
+    assert 0.03 < len(toned) / len(w.captions) < 0.15
+    for i in toned:  # the tone is true: bright for pale and light, dim for deep and dark
+        assert f" {world.TONES[world.ATTRIBUTES['shade'][w.labels['shade'][i]]]} " in f" {w.captions[i]} "
 
 
 def test_every_task_is_exactly_balanced():

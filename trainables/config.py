@@ -29,7 +29,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass
 class TrialConfig:
-    """One trial. Defaults give the embedded demo: full fine-tuning of the tiny CLIP on shapes."""
+    """One trial. Defaults: full fine-tuning of the embedded tiny CLIP on the shade task, colour held out."""
 
     model: str = "embedded"
     dataset: str = "embedded/shade"

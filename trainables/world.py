@@ -7,9 +7,11 @@ every machine.
 
 Downstream classification tasks read one attribute. The default, `shade` (how pale or dark
 the object's colour is), plays the part a satellite or medical dataset plays for a web-trained
-CLIP: captions rarely name it, so the pretrained model reads it zero-shot poorly and a linear
-probe on its embedding only partly, while the pixels carry it plainly and it lives on the
-object, so learning it means looking at the object. The colour task is
+CLIP: captions never name it, only a coarser lightness in words of their own ("a bright red
+object", "a dim red object"), so the pretrained model reads it at chance zero-shot while its
+embedding carries enough of it for a linear probe to read most of it, as web-trained CLIP's
+features carry a satellite dataset its class names do not reach. The pixels carry it plainly
+and it lives on the object, so learning it means looking at the object. The colour task is
 held out: no downstream dataset trains on it, it is only read zero-shot through the text
 tower, which is what lets fine-tuning visibly erode it.
 
@@ -38,11 +40,15 @@ QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
 # Shade: how far the object's colour is mixed toward white (> 0) or black (< 0). A dark red is
 # still red: the colour names stay true, and colour zero-shot must see through the shade.
 SHADES = {"pale": 0.5, "light": 0.22, "deep": -0.3, "dark": -0.6}
+# Captions describe lightness only coarsely, in words of their own: the pretrained image tower
+# learns features that carry part of the shade (a linear probe reads some of it), while the
+# shade names themselves never occur in a caption, so prompts built from them read it poorly,
+# as web-trained CLIP reads a specialised dataset's class names.
+TONES = {"pale": "bright", "light": "bright", "deep": "dim", "dark": "dim"}
 
 # Captions name a random subset of the attributes, as web captions do (weights: how often
 # each template is drawn). This is what teaches the text tower single-attribute phrases like
-# "a red object". The shade is named by a small share of captions only, the way web
-# text rarely describes what a specialised downstream task needs.
+# "a red object". The shade is never named; a small share of captions gives its coarse tone.
 CAPTION_TEMPLATES = {
     "a {size} {colour} {shape} in the {quadrant}": 2,
     "a {colour} {shape}": 3,
@@ -52,7 +58,7 @@ CAPTION_TEMPLATES = {
     "something {colour}": 2,
     "a {shape} in the {quadrant}": 1,
     "a {size} {colour} {shape}": 2,
-    "a {shade} {colour} object": 1,
+    "a {tone} {colour} object": 2,
 }
 
 
@@ -92,7 +98,7 @@ def vocabulary() -> list[str]:
     """Every word any caption or prompt template can contain (the tokenizer's vocabulary)."""
     words = set()
     phrases = list(CAPTION_TEMPLATES) + [t for task in TASKS.values() for t in task.templates]
-    phrases += [c for classes in ATTRIBUTES.values() for c in classes]
+    phrases += [c for classes in ATTRIBUTES.values() for c in classes] + list(TONES.values())
     for phrase in phrases:
         words.update(re.sub(r"\{\w*\}", " ", phrase).split())
     return sorted(words)
@@ -150,8 +156,8 @@ def _captions(rng: np.random.Generator, labels: dict[str, np.ndarray]) -> list[s
     templates = list(CAPTION_TEMPLATES)
     weights = np.array(list(CAPTION_TEMPLATES.values()), dtype=float)
     chosen = rng.choice(len(templates), size=len(labels["shape"]), p=weights / weights.sum())
-    return [templates[t].format(**{a: ATTRIBUTES[a][labels[a][i]] for a in ATTRIBUTES})
-            for i, t in enumerate(chosen)]
+    words = [{a: ATTRIBUTES[a][labels[a][i]] for a in ATTRIBUTES} for i in range(len(chosen))]
+    return [templates[t].format(**w, tone=TONES[w["shade"]]) for w, t in zip(words, chosen)]
 
 
 def _render(rng: np.random.Generator, labels: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
