@@ -27,7 +27,7 @@ RUNTIME_PARAMETERS: frozenset[str] = frozenset({"device"})
 # Bookkeeping columns, excluded from metrics even when numeric (a trial_id of 7 is no metric).
 METADATA_COLUMNS: tuple[str, ...] = (
     "status", "trial_id", "run_id", "run_name", "experiment_id", "parent_run_id",
-    "start_time", "end_time", "duration", "error", "hostname", "node_ip", "pid",
+    "start_time", "end_time", "duration", "error", "hostname", "node_ip", "pid", "epoch", "phase",
 )
 
 # A trial counts when its status is one of these (driftlab tag or MLflow run status).
