@@ -48,8 +48,8 @@ def confirm_sentence(row: pd.Series) -> str:
     matched = f" at matched {row['matched_on']}" if row.get("matched_on") else ""
     effect = f"{row['effect']:+.3g}".replace("-", "−")
     m = int(row["holm_m"])
-    where = "" if row["strata"] in ("", "all") else f" ({row['strata']})"
-    return (f"{row['a']} {verb} {more} {metric_phrase(row['metric'])} than {row['b']}{matched}{where}: "
+    stratum = "" if row["strata"] in ("", "all") else f" ({row['strata']})"
+    return (f"{row['a']} {verb} {more} {metric_phrase(row['metric'])} than {row['b']}{matched}{stratum}: "
             f"{effect}{_unit(row['metric'])}{_ci_text(row['ci_low'], row['ci_high'])}, {int(row['n'])} matched "
             f"cells, {'exact' if row['exact'] else 'Monte Carlo'} sign-flip p = {row['p_value']:.2g}, Holm p = "
             f"{row['p_adjusted']:.2g} ({m} {row['scope']} test{'s' if m != 1 else ''}).")
@@ -65,11 +65,11 @@ def _contrast_sentence(row: pd.Series) -> str:
     direction = higher_is_better(metric)
     verdict = "" if direction is None else "better; " if direction else "worse; "
     if row["family"] == "paired":
-        where = f" at matched {row['matched_on']}" if row.get("matched_on") else ""
+        cells = f" at matched {row['matched_on']}" if row.get("matched_on") else ""
         test = "paired sign-flip"
     else:
-        where, test = " over unmatched cells", "two-sample permutation"
-    return (f"{where(row['strata'])}{a} {verb} {effect:.3g} more {metric} than {b}{where} "
+        cells, test = " over unmatched cells", "two-sample permutation"
+    return (f"{where(row['strata'])}{a} {verb} {effect:.3g} more {metric} than {b}{cells} "
             f"({verdict}{test}, {_p_text(row)}{_ci_text(low, high)}).")
 
 
@@ -90,14 +90,14 @@ def finding_sentence(row: pd.Series) -> str:
         stat = "AUC" if "AUC" in row["b"] else "ρ"
         return (f"{where(row['strata'])}{row['a']} ({row['b']}) forecasts the final {row['metric']}: {stat} = "
                 f"{row['effect']:.2f} ({_p_text(row)}).")
-    return (f"{where(row['strata'])}picking by {row['a']} {row['b']} of the best validation accuracy leaves regret "
-            f"{row['effect']:.3g} on {row['metric']} ({_p_text(row)}).")
+    return (f"{where(row['strata'])}picking by {row['a']} {row['b']} of the best validation accuracy leaves "
+            f"regret {row['effect']:.3g} on {row['metric']} ({_p_text(row)}).")
 
 
 def test_label(row: pd.Series) -> str:
     """A short name for a test: 'ft vs lora, val/acc [model=b32]'."""
-    where = "" if row["strata"] in ("", "all") else f" [{row['strata']}]"
+    stratum = "" if row["strata"] in ("", "all") else f" [{row['strata']}]"
     if row["family"] in ("paired", "unpaired"):
-        return f"{row['a']} vs {row['b']}, {row['metric']}{where}"
+        return f"{row['a']} vs {row['b']}, {row['metric']}{stratum}"
     extra = f" ({row['b']})" if row["b"] else ""
-    return f"{row['metric']} vs {row['a']}{extra}{where}"
+    return f"{row['metric']} vs {row['a']}{extra}{stratum}"
