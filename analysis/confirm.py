@@ -89,6 +89,7 @@ def _contrast(item: Any, where: str) -> Contrast:
         raise AnalysisInputError(f"{where}: {bad}; accepted: one family ({', '.join(FAMILIES)}) and "
                                  f"{', '.join(_ITEM_KEYS)}")
     family = families[0]
+    subject = _subject(family, item[family], where)
     metric = item.get("metric")
     if not isinstance(metric, str) or not metric.strip():
         raise AnalysisInputError(f"{where}.metric: required, one metric name (e.g. retention)")
@@ -96,7 +97,7 @@ def _contrast(item: Any, where: str) -> Contrast:
     if not isinstance(stratum, dict):
         raise AnalysisInputError(f"{where}.where: must map factors to values, e.g. {{model: vit-b32}}")
     pairs = tuple((str(k), f"{v:g}" if isinstance(v, float) else str(v)) for k, v in stratum.items())
-    return Contrast(family, _subject(family, item[family], where), metric.strip(), pairs)
+    return Contrast(family, subject, metric.strip(), pairs)
 
 
 def parse_confirm(value: Any, field: str = "confirm") -> list[Contrast]:
