@@ -1,6 +1,7 @@
 """`analyze`: tidy table in; tests, cells, each family's own table, report and figures out.
 
-    result = analyze(table, "out/", options=AnalysisOptions(confirm=parse_confirm("[{paired: [ft, lora], metric: retention}]")))
+    confirm = parse_confirm("[{paired: [ft, lora], metric: retention}]")
+    result = analyze(table, "out/", options=AnalysisOptions(confirm=confirm))
 
 `prepare` (analysis/inputs.py) checks every option against the table first, so bad input
 fails before anything is computed or written.

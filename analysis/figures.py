@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis.schema import SUPPORT_CHANGE_METRICS
-from analysis.strata import ARM, LR, SEED, arm_labels, stratify
+from analysis.strata import ARM, LR, NO_STRATA, SEED, arm_labels, stratify
 from trainables import keys
 from trainables.keys import is_retention
 
@@ -36,6 +36,10 @@ def panels(n: int, width: float, height: float) -> tuple[Figure, int, int]:
     cols = min(n, 3)
     rows = -(-n // cols)
     return Figure(figsize=(width * cols, height * rows)), rows, cols
+
+
+def panel_title(stratum: str) -> str:
+    return "all trials" if stratum == NO_STRATA else stratum
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -76,7 +80,7 @@ def plot_metric_vs_lr(table: pd.DataFrame, metric: str, path: Path) -> Path | No
             ax.fill_between(stats.index, stats["min"], stats["max"], color=c, alpha=0.15)
             ax.scatter(group[LR], group[metric], color=c, s=8, alpha=0.5)
         ax.set_xscale("log")
-        ax.set(title=label, xlabel="learning rate", ylabel=metric)
+        ax.set(title=panel_title(label), xlabel="learning rate", ylabel=metric)
         ax.legend(fontsize=7)
     return save(fig, path)
 
@@ -123,7 +127,7 @@ def plot_retention_vs_entropy(table: pd.DataFrame, path: Path) -> Path | None:
         ax = fig.add_subplot(nrows, ncols, i + 1)
         for arm, group in rows.groupby(ARM):
             ax.scatter(group[change], group[retention], color=colours[str(arm)], s=16, alpha=0.8, label=str(arm))
-        ax.set(xlabel=change, ylabel=retention, title=label)
+        ax.set(xlabel=change, ylabel=retention, title=panel_title(label))
         ax.legend(fontsize=6)
     return save(fig, path)
 
@@ -148,7 +152,7 @@ def plot_entropy_by_layer(table: pd.DataFrame, path: Path) -> Path | None:
             ax.plot(list(after), group[list(after.values())].mean().to_numpy(), "-o", ms=3,
                     color=colours[str(arm)], label=f"{arm} (after)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(title=label, xlabel="layer", ylabel="attention entropy")
+        ax.set(title=panel_title(label), xlabel="layer", ylabel="attention entropy")
         ax.legend(fontsize=7)
     return save(fig, path)
 
@@ -166,7 +170,7 @@ def plot_pareto(table: pd.DataFrame, front: pd.DataFrame, objectives: dict[str, 
         ordered = front[front["strata"] == label].sort_values(x)
         ax.plot(ordered[x], ordered[y], "k-", lw=1)
         ax.scatter(ordered[x], ordered[y], facecolors="none", edgecolors="black", s=60, label="Pareto front")
-        ax.set(xlabel=f"{x} ({objectives[x]})", ylabel=f"{y} ({objectives[y]})", title=label)
+        ax.set(xlabel=f"{x} ({objectives[x]})", ylabel=f"{y} ({objectives[y]})", title=panel_title(label))
         ax.legend(fontsize=7)
     return save(fig, path)
 

@@ -49,8 +49,9 @@ def confirm_sentence(row: pd.Series) -> str:
     effect = f"{row['effect']:+.3g}".replace("-", "−")
     m = int(row["holm_m"])
     stratum = "" if row["strata"] in ("", "all") else f" ({row['strata']})"
+    interval = _ci_text(row["ci_low"], row["ci_high"]).replace("-", "−")
     return (f"{row['a']} {verb} {more} {metric_phrase(row['metric'])} than {row['b']}{matched}{stratum}: "
-            f"{effect}{_unit(row['metric'])}{_ci_text(row['ci_low'], row['ci_high'])}, {int(row['n'])} matched "
+            f"{effect}{_unit(row['metric'])}{interval}, {int(row['n'])} matched "
             f"cells, {'exact' if row['exact'] else 'Monte Carlo'} sign-flip p = {row['p_value']:.2g}, Holm p = "
             f"{row['p_adjusted']:.2g} ({m} {row['scope']} test{'s' if m != 1 else ''}).")
 

@@ -232,7 +232,7 @@ def test_analysis_never_imports_ray_or_siblings():
     root = pathlib.Path(__file__).resolve().parents[1] / "analysis"
     pattern = re.compile(r"^\s*(from|import)\s+(ray|orchestrator|trainables(?!\.keys\b|\s+import\s+keys\b))\b",
                          re.M)
-    offenders = [p.name for p in root.glob("*.py") if pattern.search(p.read_text())]
+    offenders = [p.name for p in root.rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
 
 

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from analysis.families.common import Family, Inputs, Output, chosen_arms, fmt, row
+from analysis.figures import panel_title, panels, save
 from analysis.markdown import capital, markdown_table, where
 from analysis.permutation import rank_sum_test, spearman, spearman_test
 from analysis.signals import Signal
@@ -140,8 +142,6 @@ def section(tests: pd.DataFrame, output: Output, inputs: Inputs) -> list[str]:
 
 def figure(output: Output, path: Path) -> Path | None:
     """Run-level AUC by epoch for the five signals with the best AUC anywhere, one panel per stratum."""
-    from analysis.figures import panels, save
-
     detail = output.detail
     if detail is None or detail.empty or detail["auc"].notna().sum() == 0:
         return None
@@ -156,7 +156,8 @@ def figure(output: Output, path: Path) -> Path | None:
             line = group[group["signal"] == signal].sort_values("epoch")
             ax.plot(line["epoch"], line["auc"], "-o", ms=3, label=signal)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-        ax.set(ylim=(0, 1.02), xlabel="epoch k", ylabel="AUC for damage (oriented)", title=stratum)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(ylim=(0, 1.02), xlabel="epoch k", ylabel="AUC for damage (oriented)", title=panel_title(stratum))
         ax.legend(fontsize=6)
     return save(fig, path)
 

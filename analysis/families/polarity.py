@@ -47,11 +47,13 @@ def run_polarity(inputs: Inputs) -> Output:
 def _signs(detail: pd.DataFrame) -> list[str]:
     """One clause per signal: the same sign everywhere, or where it flips."""
     clauses = []
+    def named(rows: pd.DataFrame) -> str:
+        return ", ".join(f"{s} (n {n})" for s, n in zip(rows["strata"], rows["n"]))
+
     for signal, group in detail.groupby("signal", sort=False):
         negative, positive = group[group["rho"] < 0], group[group["rho"] > 0]
         if len(negative) and len(positive):
-            clauses.append(f"{signal} flips sign (negative in {', '.join(negative['strata'])}; positive in "
-                           f"{', '.join(positive['strata'])})")
+            clauses.append(f"{signal} flips sign (negative in {named(negative)}; positive in {named(positive)})")
         else:
             clauses.append(f"{signal} is {'negative' if len(negative) else 'positive'} in all {len(group)} group(s)")
     return clauses

@@ -17,6 +17,7 @@ import pandas as pd
 
 from analysis.bootstrap import cell_weights, percentile_ci, resampled_rho
 from analysis.families.common import Family, Inputs, Output, chosen_arms, fmt, row
+from analysis.figures import panel_title, panels, save
 from analysis.markdown import markdown_table, where
 from analysis.permutation import spearman_test
 from analysis.signals import Signal
@@ -142,8 +143,6 @@ def section(tests: pd.DataFrame, output: Output, inputs: Inputs) -> list[str]:
 
 def figure(output: Output, path: Path) -> Path | None:
     """Signals sorted by |ρ| with their bootstrap CIs, one panel per stratum."""
-    from analysis.figures import panels, save
-
     detail = output.detail
     if detail is None or detail.empty:
         return None
@@ -158,7 +157,7 @@ def figure(output: Output, path: Path) -> Path | None:
         hi = (group["abs_rho_ci_high"] - group["abs_rho"]).clip(lower=0).fillna(0)
         ax.errorbar(group["abs_rho"], y, xerr=[lo, hi], fmt="o", ms=4, color="tab:blue", ecolor="grey")
         ax.set_yticks(y, group["signal"], fontsize=7)
-        ax.set(xlim=(0, 1.05), xlabel="|Spearman ρ| with the target (95% cell-bootstrap CI)", title=stratum)
+        ax.set(xlim=(0, 1.05), xlabel="|ρ| with the target, 95% cell-bootstrap CI", title=panel_title(stratum))
     return save(fig, path)
 
 

@@ -27,6 +27,10 @@ from trainables import keys
 SPANS = (ARM, LR, SEED)
 
 
+def share(fraction: float) -> str:
+    return "–" if not np.isfinite(fraction) else f"{fraction:.0%}"
+
+
 def validation_key(target: str) -> str:
     parsed = keys.parse(target)
     return keys.best(keys.VAL_ACC) if parsed is not None and parsed.best else keys.VAL_ACC
@@ -101,7 +105,7 @@ def section(tests: pd.DataFrame, output: Output, inputs: Inputs) -> list[str]:
         lines.append(capital(f"{where(strata)}among the {best['n_candidates']} runs within {margin:g} points of the "
                              f"best validation accuracy, {who} {picks} a run keeping {fmt(best['chosen'], 3)} "
                              f"(oracle {fmt(best['oracle'], 3)}, random {fmt(best['random'], 3)}): regret "
-                             f"{fmt(best['regret'], 3)}, {fmt(best['fraction'])} of the candidates' range."))
+                             f"{fmt(best['regret'], 3)}, {share(best['fraction'])} of the candidates' range."))
         shown = group.sort_values(["margin", "regret"])[["margin", "signal", "n_candidates", "chosen", "oracle",
                                                           "random", "regret", "fraction", "p_value"]]
         lines += ["", markdown_table(shown, 3), ""]
