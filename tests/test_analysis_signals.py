@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import analyze, rank_sum_test
+from analysis import AnalysisOptions, analyze, rank_sum_test
 from analysis.bootstrap import cell_weights, percentile_ci, weighted_spearman
 from analysis.families.selection import pick
 from analysis.permutation import auc
@@ -211,3 +211,35 @@ def test_tests_csv_has_the_new_families_with_the_same_columns(result):
     for name in ("predictors.csv", "early_warning.csv", "selection.csv", "polarity.csv",
                  "predictors.png", "early_warning.png"):
         assert (result.out_dir / name).is_file(), name
+
+
+def test_a_best_epoch_target_reads_best_epoch_signals(tmp_path):
+    """With `best/retention` as target, signals and the validation accuracy are the best epoch's too."""
+    table = six()
+    best = table.assign(**{keys.best(RET): table[RET][::-1].to_numpy(), keys.best(EMB): table[EMB],
+                           keys.best(keys.VAL_ACC): table[keys.VAL_ACC]})
+    result = analyze(best, tmp_path, families=["predictors", "selection"],
+                     options=AnalysisOptions(target="best/retention"))
+    predictors = result.tests[result.tests["family"] == "predictors"]
+    assert set(predictors["metric"]) == {keys.best(RET)} and set(predictors["a"]) == {keys.best(EMB), "log10(lr)"}
+    # Reversed retention: the embedding-drift ranks now agree with it, ρ = +33/35.
+    assert _one(predictors, a=keys.best(EMB))["effect"] == pytest.approx(33 / 35)
+    assert "best/val/acc" in (tmp_path / "report.md").read_text()
+
+
+def test_default_signals_take_the_new_metrics_when_present():
+    """Weight drift, embedding drift and the deepest layer's attention Δ join the default signals;
+    the metric history read from MLflow asks for the same keys."""
+    from analysis.mlflow_io import history_keys
+    from analysis.signals import default_signals
+
+    rng = np.random.default_rng(0)
+    layered = {keys.attn_delta("entropy", layer): rng.normal(size=6) for layer in range(4)}
+    table = six().assign(**layered, **{keys.WEIGHT_DRIFT: rng.random(6), keys.TRAIN_LOSS: rng.random(6)})
+    names = [s.name for s in default_signals(table, RET)]
+    deepest = keys.attn_delta("entropy", 3)
+    assert {keys.WEIGHT_DRIFT, EMB, CKA, DENT, f"|{DENT}|", deepest, f"|{deepest}|", keys.TRAIN_LOSS,
+            "log10(lr)"} == set(names)
+    assert keys.attn_delta("entropy", 0) not in names
+    wanted = history_keys(list(table.columns))
+    assert deepest in wanted and keys.attn_delta("entropy", 0) not in wanted and keys.WEIGHT_DRIFT in wanted

@@ -189,3 +189,13 @@ def test_bad_input_exits_2_with_one_line_before_writing(tmp_path, capsys, extra,
 def test_columns_only_with_csv(capsys):
     assert main(["--experiment", "x", "--tracking-uri", "http://127.0.0.1:1", "--columns", "a=model"]) == 2
     assert "--columns: only meaningful with --csv" in capsys.readouterr().err
+
+
+def test_a_contrast_can_name_its_stratum(tmp_path):
+    from analysis import AnalysisOptions
+
+    confirm = parse_confirm("[{dose: lr, metric: retention, where: {dataset: eurosat}}]")
+    result = analyze(synthetic_table(), tmp_path, options=AnalysisOptions(confirm=confirm, families=["dose"]))
+    confirmed = result.tests[result.tests["scope"] == "confirmatory"]
+    assert set(confirmed["strata"]) == {"dataset=eurosat, arm=ft", "dataset=eurosat, arm=lora"}
+    assert set(confirmed["metric"]) == {RETENTION} and (confirmed["holm_m"] == 2).all()
