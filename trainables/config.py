@@ -20,6 +20,9 @@ from trainables.errors import ConfigError, one_of, require
 from trainables.methods import METHODS, REGULARISERS
 
 HEAD_INITS = ("random", "zeroshot")
+# `first` is the single-prompt protocol ("a photo of a {}." for the CIFAR-style tasks) many studies
+# report retention with; `all` averages the task's whole prompt ensemble.
+ZEROSHOT_TEMPLATES = ("all", "first")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -52,6 +55,7 @@ class TrialConfig:
     eval_every: int = 1
     probe_size: int = 64
     zeroshot_size: int = 1000  # images per zero-shot task per evaluation; 0 = the whole split
+    zeroshot_templates: str = "all"  # all: the task's prompt ensemble; first: its first prompt only
     device: str = "auto"
 
     @classmethod
@@ -74,6 +78,7 @@ class TrialConfig:
     def validate(self) -> None:
         one_of("method", self.method, tuple(METHODS))
         one_of("head_init", self.head_init, HEAD_INITS)
+        one_of("zeroshot_templates", self.zeroshot_templates, ZEROSHOT_TEMPLATES)
         one_of("device", self.device, DEVICES)
         require("lr", self.lr > 0, "a number > 0")
         for key in ("epochs", "batch_size", "eval_every", "probe_size"):

@@ -25,6 +25,7 @@ from trainables import keys
 from trainables import metrics as M
 from trainables.attention import AttentionCapture
 from trainables.data import load_zero_shot, probe_indices
+from trainables.drift import WeightDrift
 from trainables.errors import ConfigError
 from trainables.figures import AttentionSnapshot
 from trainables.methods import active_regularisers
@@ -65,21 +66,25 @@ ATTENTION_METRICS: dict[str, AttentionMetric] = {
     "box_alignment": AttentionMetric(lambda v: M.box_alignment(v.p, v.boxes, v.grid, v.patch), needs_boxes=True),
     "rollout_entropy": AttentionMetric(lambda v: M.entropy(M.rollout(v.layers)), per_layer=False),
 }
-ALWAYS_REPORTED = frozenset({keys.VAL_ACC, keys.TEST_ACC, keys.TRAIN_LOSS, keys.cka(), keys.TRAIN_S})
+ALWAYS_REPORTED = frozenset({keys.VAL_ACC, keys.TEST_ACC, keys.TRAIN_LOSS, keys.cka(), keys.TRAIN_S,
+                             keys.WEIGHT_DRIFT, keys.EMBEDDING_DRIFT})
 
 
 def reported_metric(name: str, config) -> bool:
     """Whether a trial under `config` reports the metric `name` (for validating search objectives)."""
     key = keys.parse(name)
-    if key is None or key.best:
+    if key is None:
         return False
+    if key.best:
+        return str(key) == keys.BEST_EPOCH or reported_metric(str(key).removeprefix(keys.BEST), config)
     if key.kind == "fixed":
         return name in ALWAYS_REPORTED
     if key.kind == "attn":
         metric = ATTENTION_METRICS.get(key.metric)
         return metric is not None and (key.layer is None or metric.per_layer)
     if key.kind == "attn_delta":
-        return key.metric in ATTENTION_METRICS and key.layer is None
+        metric = ATTENTION_METRICS.get(key.metric)
+        return metric is not None and (key.layer is None or metric.per_layer)
     if key.kind == "zeroshot":
         return key.subject in {keys.task_segment(t) for t in config.zero_shot}
     if key.kind == "penalty":
@@ -94,6 +99,12 @@ class Reading:
     values: dict[str, list[float]]  # attention metric -> per-layer values (one value if whole-network)
     cls: list[torch.Tensor]  # [CLS] hidden state after each layer
     maps: torch.Tensor  # head-averaged CLS->patch maps [B, L, N], on the CPU
+    embedding: torch.Tensor  # projected image embeddings [B, D] of the probe set
+
+
+def _pct_change(value: float, base: float) -> float:
+    """% change against the pretrained value (0 when the pretrained value is 0)."""
+    return 100.0 * (value - base) / abs(base) if base else 0.0
 
 
 class Evaluator:
@@ -114,6 +125,7 @@ class Evaluator:
         self.baseline: Reading | None = None
         self.baseline_zs: dict[str, float] = {}
         self.latest: Reading | None = None
+        self.weight_drift: WeightDrift | None = None
 
     def _zero_shot_tasks(self, loaded) -> dict[str, tuple[torch.Tensor, Split]]:
         if self.config.zero_shot and loaded.tokenizer is None:
@@ -122,6 +134,8 @@ class Evaluator:
         tasks = {}
         for name in self.config.zero_shot:
             classes, templates, split = load_zero_shot(name, loaded.image_processor)
+            if self.config.zeroshot_templates == "first":
+                templates = templates[:1]
             if self.config.zeroshot_size and self.config.zeroshot_size < len(split):
                 split = split.subset(balanced_indices(split.labels.numpy(), total=self.config.zeroshot_size))
             # The text tower is frozen in every method, so the classifier is built once per trial.
@@ -133,6 +147,7 @@ class Evaluator:
         """The pretrained reference every drift and retention metric compares against."""
         model.eval()
         self.baseline = self.latest = self._attention(model)
+        self.weight_drift = WeightDrift(model)
         self.baseline_zs = {name: self._zero_shot_acc(model, *zs) for name, zs in self.zero_shot.items()}
 
     # ---- measurements ---------------------------------------------------------------------
@@ -142,6 +157,7 @@ class Evaluator:
         clip = model.clip_model()
         with AttentionCapture(clip) as cap:
             out = clip.vision_model(pixel_values=self.probe_x, output_hidden_states=True)
+        embedding = clip.visual_projection(out.pooler_output).float()
         probs = cap.probabilities()
         views = [View(M.cls_patch_distribution(a[:, :, 0, :]), a, probs, self.grid, self.patch, self.topk,
                       self.probe_boxes) for a in probs]
@@ -149,7 +165,7 @@ class Evaluator:
                   for name, metric in ATTENTION_METRICS.items()
                   if self.probe_boxes is not None or not metric.needs_boxes}
         maps = torch.stack([v.p.mean(1) for v in views], 1).cpu()
-        return Reading(values, [h[:, 0].float() for h in out.hidden_states[1:]], maps)
+        return Reading(values, [h[:, 0].float() for h in out.hidden_states[1:]], maps, embedding)
 
     @torch.no_grad()
     def _percent_correct(self, logits_of, split: Split) -> float:
@@ -168,21 +184,27 @@ class Evaluator:
         return self._percent_correct(model, split)
 
     # ---- per epoch --------------------------------------------------------------------------
-    def run(self, model, epoch: int) -> dict[str, float]:
-        """val/acc every epoch; attention, representation and zero-shot metrics every `eval_every` epochs."""
+    def run(self, model, epoch: int, tower_moved: bool = True) -> dict[str, float]:
+        """val/acc every epoch; attention, representation and zero-shot metrics every `eval_every` epochs.
+
+        `tower_moved=False` (epoch 0; a linear probe's phase) says the image tower still has its
+        pretrained weights, so the pretrained attention and zero-shot readings are reused, not re-measured."""
         if self.baseline is None:
             raise RuntimeError("Evaluator.run: call measure_baseline(model) on the pretrained model first")
         model.eval()
         out = {keys.VAL_ACC: self.accuracy(model, self.task.val)}
         if epoch % self.config.eval_every and epoch != self.config.epochs:
             return out
-        self.latest = self._attention(model)
+        self.latest = self._attention(model) if tower_moved else self.baseline
         out.update(self._attention_keys(self.latest))
         cka = [M.linear_cka(a, b) for a, b in zip(self.latest.cls, self.baseline.cls)]
         out.update({keys.cka(i): v for i, v in enumerate(cka)})
         out[keys.cka()] = float(np.mean(cka))
+        out[keys.EMBEDDING_DRIFT] = M.embedding_drift(self.baseline.embedding, self.latest.embedding)
+        out[keys.WEIGHT_DRIFT] = self.weight_drift(model)
         for name, (classifier, split) in self.zero_shot.items():
-            acc, base = self._zero_shot_acc(model, classifier, split), self.baseline_zs[name]
+            base = self.baseline_zs[name]
+            acc = self._zero_shot_acc(model, classifier, split) if tower_moved else base
             out[keys.zeroshot_acc(name)] = acc
             # acc / base first: an unchanged accuracy gives exactly 100.
             out[keys.retention(name)] = 100.0 * (acc / base) if base else math.nan
@@ -193,9 +215,11 @@ class Evaluator:
         for name, per_layer in reading.values.items():
             if ATTENTION_METRICS[name].per_layer:
                 out.update({keys.attn(name, i): v for i, v in enumerate(per_layer)})
+                out.update({keys.attn_delta(name, i): _pct_change(v, b)
+                            for i, (v, b) in enumerate(zip(per_layer, self.baseline.values[name]))})
             mean, base = float(np.mean(per_layer)), float(np.mean(self.baseline.values[name]))
             out[keys.attn(name)] = mean
-            out[keys.attn_delta(name)] = 100.0 * (mean - base) / abs(base) if base else 0.0
+            out[keys.attn_delta(name)] = _pct_change(mean, base)
         return out
 
     def test_accuracy(self, model) -> dict[str, float]:

@@ -151,6 +151,15 @@ def parse(key: str) -> Key | None:
     return None
 
 
+def measured(key: str) -> bool:
+    """A measurement of the model (accuracy, attention, representation, zero-shot, drift), not a
+    training log or timing: what the best-validation epoch carries under `best/`."""
+    parsed = parse(key)
+    if parsed is None or parsed.best or parsed.kind == "penalty":
+        return False
+    return parsed.kind != "fixed" or parsed.metric in (VAL_ACC, TEST_ACC, WEIGHT_DRIFT, EMBEDDING_DRIFT)
+
+
 def is_retention(key: str) -> bool:
     parsed = parse(key)
     return parsed is not None and parsed.kind == "zeroshot" and parsed.metric == "retention"

@@ -162,6 +162,15 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(x.T @ y) ** 2 / denom)
 
 
+def embedding_drift(before: torch.Tensor, after: torch.Tensor) -> float:
+    """1 − mean_i cos(before_i, after_i) over paired rows [n, d] (e.g. pretrained vs tuned image
+    embeddings of the same images); 0 when nothing moved, up to 2. Computed in float64."""
+    if before.shape != after.shape:
+        raise ValueError(f"before has shape {tuple(before.shape)}, after {tuple(after.shape)}")
+    cos = F.cosine_similarity(before.to(torch.float64), after.to(torch.float64), dim=-1)
+    return float(1.0 - cos.mean())
+
+
 def box_patch_mask(boxes: torch.Tensor, grid: tuple[int, int], patch_size: float) -> torch.Tensor:
     """m_bn = [patch n's pixel square ∩ box_b has positive area]: boxes [B, 4] (x0, y0, x1, y1),
     x1/y1 exclusive -> bool [B, rows·cols], row-major.

@@ -27,6 +27,7 @@ from trainables.errors import ConfigError
 from trainables.evaluate import Evaluator
 from trainables.methods import Phase, build_phases
 from trainables.models import ImageClassifier, load_clip, text_classifier
+from trainables.selection import BestEpoch
 from trainables.splits import augment, normalise
 
 Report = Callable[[dict, "str | None"], None]
@@ -79,6 +80,7 @@ class Trial:
         self.phases: list[Phase] = build_phases(self.model, config)
         self.model.to(self.device)  # again: LoRA / adapter modules are created on the CPU
         self._names = {id(p): n for n, p in self.model.named_parameters()}
+        self.best = BestEpoch()
 
     def _init_head(self, clip) -> None:
         if self.config.head_init != "zeroshot":
@@ -157,15 +159,30 @@ class Trial:
     def _save(self, directory: Path, phase_index: int, epoch: int, optimizer, scheduler) -> None:
         torch.save({"epoch": epoch, "phase": phase_index, "trained": self.trained(),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "config": self.config.to_dict()}, directory / CHECKPOINT_FILE)
+                    "best": self.best.state(), "config": self.config.to_dict()}, directory / CHECKPOINT_FILE)
 
     def _load(self, directory: Path) -> dict:
         state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+        self._assign(state["trained"])
+        self.best = BestEpoch.from_state(state.get("best"))
+        return state
+
+    def _assign(self, weights: dict[str, torch.Tensor]) -> None:
         params = dict(self.model.named_parameters())
         with torch.no_grad():
-            for name, value in state["trained"].items():
+            for name, value in weights.items():
                 params[name].copy_(value)
-        return state
+
+    def _measure_best(self) -> dict[str, float]:
+        """Every measurement of the best epoch's weights, test accuracy included; the model and the
+        evaluator's latest reading (the figures') are left as the last epoch had them."""
+        last_weights, latest = self.trained(), self.evaluator.latest
+        self._assign(self.best.weights)
+        try:
+            return {**self.evaluator.run(self.model, self.config.epochs), **self.evaluator.test_accuracy(self.model)}
+        finally:
+            self._assign(last_weights)
+            self.evaluator.latest = latest
 
     # ---- the loop -------------------------------------------------------------------------
     def run(self, report: Report, checkpoint_dir: str | None = None) -> dict:
@@ -175,7 +192,7 @@ class Trial:
             state = self._load(Path(checkpoint_dir))
             done_epochs = state["epoch"]
         else:
-            metrics = {"epoch": 0, "status": "running", **self.evaluator.run(self.model, 0)}
+            metrics = {"epoch": 0, "status": "running", **self.evaluator.run(self.model, 0, tower_moved=False)}
             report(metrics, None)
         epoch_offset, last = 0, {}
         for index, phase in enumerate(self.phases):
@@ -195,10 +212,17 @@ class Trial:
                     last = {"epoch": epoch, "status": "diverged", "phase": phase.name, **train}
                     report(last, None)
                     return last
+                moved = any(p.tunes_tower for p in self.phases[:index + 1])
                 last = {"epoch": epoch, "status": "running", "phase": phase.name, **train,
-                        keys.TRAIN_S: train_s, **self.evaluator.run(self.model, epoch)}
+                        keys.TRAIN_S: train_s, **self.evaluator.run(self.model, epoch, tower_moved=moved)}
+                is_best = self.best.offer(epoch, last, self.trained)
                 if epoch == cfg.epochs:
                     last.update(self.evaluator.test_accuracy(self.model))
+                    if self.best.epoch:  # none when val/acc was never finite
+                        # The last epoch's test accuracy is the best epoch's when they coincide; else measure it.
+                        self.best.metrics.update({k: v for k, v in last.items() if keys.measured(k)} if is_best
+                                                 else self._measure_best())
+                        last.update(self.best.report())
                     last["status"] = "completed"
                     last[keys.TRIAL_S] = time.perf_counter() - self.started  # build + train + evaluate
                 with tempfile.TemporaryDirectory(prefix="driftlab-ckpt-") as tmp:
@@ -209,7 +233,8 @@ class Trial:
 
     # ---- artifacts ------------------------------------------------------------------------
     def write_artifacts(self, out_dir: str | Path) -> list[Path]:
-        """Figures, the per-layer metric table and the small trained parts (head, LoRA/adapter weights)."""
+        """Figures, the per-layer metric table and the small trained parts (head, LoRA/adapter weights) of
+        the best-validation epoch: the model a study selects."""
         from safetensors.torch import save_file
 
         from trainables.figures import write_figures
@@ -217,7 +242,8 @@ class Trial:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         parts = out / "trained_parts.safetensors"
-        save_file(self.trained(added_only=True), str(parts))
+        added = self.trained(added_only=True)
+        save_file({name: self.best.weights.get(name, value) for name, value in added.items()}, str(parts))
         return [*write_figures(self.evaluator.snapshot(), out), parts]
 
 
