@@ -17,7 +17,7 @@ PARAMETER_COLUMNS: tuple[str, ...] = (
     "dataset", "method", "model", "lr", "seed", "gta_lambda", "gta_layers", "data_fraction",
     "epochs", "batch_size", "weight_decay", "warmup_frac", "grad_clip",
     "lora_r", "lora_alpha", "lora_targets", "adapter_dim", "adapter_sites",
-    "lp_epochs", "lp_lr", "head_init", "zero_shot", "eval_every", "probe_size",
+    "lp_epochs", "lp_lr", "head_init", "zero_shot", "zeroshot_templates", "eval_every", "probe_size",
     "zeroshot_size", "device",
 )
 
