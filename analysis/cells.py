@@ -21,8 +21,8 @@ def cell_table(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame(columns=keys + ["n"] + [f"{m} {s}" for m in metrics for s in ("mean", "sd")])
     grouped = table.groupby(keys, dropna=False, sort=True)
-    columns = {"n": grouped.size()}
-    for metric in metrics:
-        columns[f"{metric} mean"] = grouped[metric].mean()
-        columns[f"{metric} sd"] = grouped[metric].std(ddof=1)  # NaN for a single seed, on purpose
-    return pd.concat(columns, axis=1).reset_index()  # one concat: no fragmented frame
+    means = grouped[metrics].mean().add_suffix(" mean")
+    sds = grouped[metrics].std(ddof=1).add_suffix(" sd")  # NaN for a single seed, on purpose
+    order = ["n"] + [f"{m} {s}" for m in metrics for s in ("mean", "sd")]
+    # copy() consolidates the blocks, so reset_index does not insert into a fragmented frame.
+    return pd.concat([grouped.size().rename("n"), means, sds], axis=1)[order].copy().reset_index()

@@ -1,7 +1,9 @@
 """PNG figures of a sweep; each function skips (returns None) when its columns are absent.
 
-Figures are built on `matplotlib.figure.Figure` directly, never pyplot, so no display or
-global backend is touched and the module is safe inside servers and worker processes.
+Figures follow the families' strata: one panel per stratum (backbone, dataset, ... held
+fixed; analysis/strata.py), one line or colour per arm, so no panel pools what a test keeps
+apart. Figures are built on `matplotlib.figure.Figure` directly, never pyplot, so no display
+or global backend is touched and the module is safe inside servers and worker processes.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis.schema import SUPPORT_CHANGE_METRICS
+from analysis.strata import ARM, LR, NO_STRATA, SEED, arm_labels, stratify
 from trainables import keys
 from trainables.keys import is_retention
 
 _MAX_PANELS = 6
+SPANS = (ARM, LR, SEED)  # what a panel shows varying; everything else is its stratum
 
 
 def _colours(methods) -> dict[str, tuple]:
@@ -27,14 +31,18 @@ def _colours(methods) -> dict[str, tuple]:
     return {m: cmap(i % 10) for i, m in enumerate(sorted(map(str, methods)))}
 
 
-def _panels(n: int, width: float, height: float) -> tuple[Figure, int, int]:
+def panels(n: int, width: float, height: float) -> tuple[Figure, int, int]:
     """A figure for n panels, at most three per row so many datasets or metrics stay legible."""
     cols = min(n, 3)
     rows = -(-n // cols)
     return Figure(figsize=(width * cols, height * rows)), rows, cols
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def panel_title(stratum: str) -> str:
+    return "all trials" if stratum == NO_STRATA else stratum
+
+
+def save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -52,25 +60,34 @@ def key_metrics(metrics: list[str]) -> list[str]:
     return acc[:1] + retention + entropy
 
 
+def _strata(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    return list(stratify(table, SPANS))[:_MAX_PANELS]
+
+
 def plot_metric_vs_lr(table: pd.DataFrame, metric: str, path: Path) -> Path | None:
-    """Mean over seeds per lr and method, min-max band, every trial as a dot; one panel per dataset."""
-    if "lr" not in table.columns or table["lr"].nunique() < 2 or table[metric].notna().sum() == 0:
+    """Mean over seeds per lr and arm, min-max band, every trial as a dot; one panel per stratum."""
+    if LR not in table.columns or table[LR].nunique() < 2 or table[metric].notna().sum() == 0:
         return None
-    datasets = sorted(table["dataset"].unique())
-    colours = _colours(table["method"].unique())
-    fig, nrows, ncols = _panels(len(datasets), 4.2, 3.4)
-    for i, dataset in enumerate(datasets):
+    strata = _strata(table)
+    colours = _colours(with_arm_labels(table))
+    fig, nrows, ncols = panels(len(strata), 4.2, 3.4)
+    for i, (label, rows) in enumerate(strata):
         ax = fig.add_subplot(nrows, ncols, i + 1)
-        for method, rows in table[table["dataset"] == dataset].groupby("method"):
-            stats = rows.groupby("lr")[metric].agg(["mean", "min", "max"]).dropna()
-            c = colours[str(method)]
-            ax.plot(stats.index, stats["mean"], "-o", color=c, label=str(method), ms=4)
+        for arm, group in rows.groupby(ARM):
+            stats = group.groupby(LR)[metric].agg(["mean", "min", "max"]).dropna()
+            c = colours[str(arm)]
+            ax.plot(stats.index, stats["mean"], "-o", color=c, label=str(arm), ms=4)
             ax.fill_between(stats.index, stats["min"], stats["max"], color=c, alpha=0.15)
-            ax.scatter(rows["lr"], rows[metric], color=c, s=8, alpha=0.5)
+            ax.scatter(group[LR], group[metric], color=c, s=8, alpha=0.5)
         ax.set_xscale("log")
-        ax.set(title=str(dataset), xlabel="learning rate", ylabel=metric)
+        ax.set(title=panel_title(label), xlabel="learning rate", ylabel=metric)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
+
+
+def with_arm_labels(table: pd.DataFrame) -> list[str]:
+    """Every arm of the table (method + knobs), for one colour per arm across panels."""
+    return sorted(set(arm_labels(table)))
 
 
 def plot_paired_differences(tests: pd.DataFrame, path: Path, alpha: float = 0.05) -> Path | None:
@@ -80,7 +97,7 @@ def plot_paired_differences(tests: pd.DataFrame, path: Path, alpha: float = 0.05
         return None
     metrics = list(dict.fromkeys(paired["metric"]))[:_MAX_PANELS]
     height = max(2.5, 0.35 * paired.groupby("metric").size().max() + 1.2)
-    fig, nrows, ncols = _panels(len(metrics), 5.0, height)
+    fig, nrows, ncols = panels(len(metrics), 5.0, height)
     for i, metric in enumerate(metrics):
         rows = paired[paired["metric"] == metric].reset_index(drop=True)
         ax = fig.add_subplot(nrows, ncols, i + 1)
@@ -91,28 +108,28 @@ def plot_paired_differences(tests: pd.DataFrame, path: Path, alpha: float = 0.05
         ax.errorbar(rows["effect"], y, xerr=[lo, hi], fmt="none", ecolor="grey")
         ax.scatter(rows["effect"], y, c=np.where(sig, "tab:red", "tab:blue"), zorder=3, s=18)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(y, [f"{r.dataset}: {r.a} − {r.b}" for r in rows.itertuples()], fontsize=7)
+        ax.set_yticks(y, [f"{r.a} − {r.b}" + ("" if r.strata == "all" else f" [{r.strata}]")
+                          for r in rows.itertuples()], fontsize=7)
         ax.set(title=metric, xlabel=f"mean paired difference (red: Holm p < {alpha:g})")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_retention_vs_entropy(table: pd.DataFrame, path: Path) -> Path | None:
-    """Zero-shot retention against Δentropy, one panel per retention metric, colour = method."""
+    """The first zero-shot retention against Δentropy, one panel per stratum, colour = arm."""
     change = next((m for m in SUPPORT_CHANGE_METRICS if m in table.columns), None)
-    retention = [m for m in table.columns if is_retention(m)][:_MAX_PANELS]
-    if change is None or not retention:
+    retention = next((m for m in table.columns if is_retention(m)), None)
+    if change is None or retention is None:
         return None
-    colours = _colours(table["method"].unique())
-    markers = dict(zip(sorted(table["dataset"].unique()), "osD^vP*X"))
-    fig, nrows, ncols = _panels(len(retention), 4.2, 3.6)
-    for i, metric in enumerate(retention):
+    strata = _strata(table)
+    colours = _colours(with_arm_labels(table))
+    fig, nrows, ncols = panels(len(strata), 4.2, 3.6)
+    for i, (label, rows) in enumerate(strata):
         ax = fig.add_subplot(nrows, ncols, i + 1)
-        for (dataset, method), rows in table.groupby(["dataset", "method"]):
-            ax.scatter(rows[change], rows[metric], color=colours[str(method)], marker=markers.get(dataset, "o"),
-                       s=16, alpha=0.8, label=f"{dataset} / {method}")
-        ax.set(xlabel=change, ylabel=metric, title=metric)
+        for arm, group in rows.groupby(ARM):
+            ax.scatter(group[change], group[retention], color=colours[str(arm)], s=16, alpha=0.8, label=str(arm))
+        ax.set(xlabel=change, ylabel=retention, title=panel_title(label))
         ax.legend(fontsize=6)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _layer_columns(columns, kind: str, metric: str) -> dict[int, str]:
@@ -122,41 +139,40 @@ def _layer_columns(columns, kind: str, metric: str) -> dict[int, str]:
 
 
 def plot_entropy_by_layer(table: pd.DataFrame, path: Path) -> Path | None:
-    """Mean attention entropy per layer after fine-tuning, per method."""
+    """Mean attention entropy per layer after fine-tuning, per arm, one panel per stratum."""
     after = _layer_columns(table.columns, "attn", "entropy")
     if not after:
         return None
-    datasets = sorted(table["dataset"].unique())
-    colours = _colours(table["method"].unique())
-    fig, nrows, ncols = _panels(len(datasets), 4.2, 3.4)
-    for i, dataset in enumerate(datasets):
+    strata = _strata(table)
+    colours = _colours(with_arm_labels(table))
+    fig, nrows, ncols = panels(len(strata), 4.2, 3.4)
+    for i, (label, rows) in enumerate(strata):
         ax = fig.add_subplot(nrows, ncols, i + 1)
-        rows = table[table["dataset"] == dataset]
-        for method, group in rows.groupby("method"):
+        for arm, group in rows.groupby(ARM):
             ax.plot(list(after), group[list(after.values())].mean().to_numpy(), "-o", ms=3,
-                    color=colours[str(method)], label=f"{method} (after)")
+                    color=colours[str(arm)], label=f"{arm} (after)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(title=str(dataset), xlabel="layer", ylabel="attention entropy")
+        ax.set(title=panel_title(label), xlabel="layer", ylabel="attention entropy")
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_pareto(table: pd.DataFrame, front: pd.DataFrame, objectives: dict[str, str], path: Path) -> Path | None:
-    """All trials and the Pareto front on the first two objectives, one panel per dataset."""
+    """All trials and the Pareto front (column `strata`) on the first two objectives, one panel per stratum."""
     x, y = list(objectives)[:2]
-    datasets = sorted(table["dataset"].unique())
-    colours = _colours(table["method"].unique())
-    fig, nrows, ncols = _panels(len(datasets), 4.6, 4.0)
-    for i, dataset in enumerate(datasets):
+    strata = _strata(table)
+    colours = _colours(with_arm_labels(table))
+    fig, nrows, ncols = panels(len(strata), 4.6, 4.0)
+    for i, (label, rows) in enumerate(strata):
         ax = fig.add_subplot(nrows, ncols, i + 1)
-        for method, rows in table[table["dataset"] == dataset].groupby("method"):
-            ax.scatter(rows[x], rows[y], color=colours[str(method)], s=14, alpha=0.6, label=str(method))
-        ordered = front[front["dataset"] == dataset].sort_values(x)
+        for arm, group in rows.groupby(ARM):
+            ax.scatter(group[x], group[y], color=colours[str(arm)], s=14, alpha=0.6, label=str(arm))
+        ordered = front[front["strata"] == label].sort_values(x)
         ax.plot(ordered[x], ordered[y], "k-", lw=1)
         ax.scatter(ordered[x], ordered[y], facecolors="none", edgecolors="black", s=60, label="Pareto front")
-        ax.set(xlabel=f"{x} ({objectives[x]})", ylabel=f"{y} ({objectives[y]})", title=str(dataset))
+        ax.set(xlabel=f"{x} ({objectives[x]})", ylabel=f"{y} ({objectives[y]})", title=panel_title(label))
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def write_figures(table: pd.DataFrame, tests: pd.DataFrame, metrics: list[str], out_dir: Path,

@@ -1,9 +1,8 @@
-"""Which trials of two methods are comparable cell by cell.
+"""Which trials of two arms are comparable cell by cell.
 
-Two methods are matched on every varying grid parameter (lr, seed, data_fraction, ...)
-that both of them set. A parameter only one method sets and varies (gta_lambda for gta,
-say) splits that method into arms, e.g. `gta[gta_lambda=0.1]`, each matched separately:
-averaging over it would blur the effect the sweep was built to measure.
+Within one stratum (every other varying factor already held fixed, analysis/strata.py) two
+arms are matched on the factors a paired design replicates over, the learning rate and the
+seed, where they vary and both arms set them: a cell is one (lr, seed) both arms ran.
 """
 
 from __future__ import annotations
@@ -14,44 +13,27 @@ from typing import Iterator
 
 import pandas as pd
 
-from analysis.table import varying_parameters
+from analysis.strata import ARM, LR, SEED
+
+MATCH_KEYS: tuple[str, ...] = (LR, SEED)
 
 
 @dataclass
 class MethodPair:
-    a: str  # label of the first arm (method, maybe with its own parameters)
+    a: str  # label of the first arm (method, maybe with its knobs)
     b: str
     rows_a: pd.DataFrame
     rows_b: pd.DataFrame
-    keys: list[str]  # shared grid keys the cells are matched on; empty = cannot match
+    keys: list[str]  # grid keys the cells are matched on; empty = cannot match
 
 
-def fmt_value(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _arms(rows: pd.DataFrame, method: str, own: list[str]) -> Iterator[tuple[str, pd.DataFrame]]:
-    if not own:
-        yield method, rows
-        return
-    for values, sub in rows.groupby(own, dropna=False, sort=True):
-        values = values if isinstance(values, tuple) else (values,)
-        label = ", ".join(f"{k}={fmt_value(v)}" for k, v in zip(own, values))
-        yield f"{method}[{label}]", sub
-
-
-def method_pairs(rows: pd.DataFrame) -> Iterator[MethodPair]:
-    """Every pair of arms of different methods within one dataset's completed trials."""
-    keys = varying_parameters(rows, exclude=("dataset", "method"))
-    methods = sorted(rows["method"].unique())
-    for ma, mb in combinations(methods, 2):
-        ra, rb = rows[rows["method"] == ma], rows[rows["method"] == mb]
+def arm_pairs(rows: pd.DataFrame) -> Iterator[MethodPair]:
+    """Every pair of arms (sorted labels) of one stratum's trials, with the keys they match on."""
+    keys = [k for k in MATCH_KEYS if k in rows.columns and rows[k].astype(str).nunique() > 1]
+    for a, b in combinations(sorted(rows[ARM].astype(str).unique()), 2):
+        ra, rb = rows[rows[ARM] == a], rows[rows[ARM] == b]
         shared = [k for k in keys if ra[k].notna().any() and rb[k].notna().any()]
-        own_a = [k for k in keys if k not in shared and ra[k].nunique() > 1]
-        own_b = [k for k in keys if k not in shared and rb[k].nunique() > 1]
-        for label_a, sub_a in _arms(ra, ma, own_a):
-            for label_b, sub_b in _arms(rb, mb, own_b):
-                yield MethodPair(label_a, label_b, sub_a, sub_b, shared)
+        yield MethodPair(a, b, ra, rb, shared)
 
 
 def matched_cells(pair: MethodPair, metric: str) -> pd.DataFrame:

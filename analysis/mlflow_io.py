@@ -3,23 +3,29 @@
 Runs are found by tags the orchestrator sets: the sweep's parent run has
 `driftlab.kind = sweep`, each trial run `driftlab.kind = trial`, `driftlab.status` and
 `mlflow.parentRunId`. mlflow is imported inside the functions: it takes seconds to
-import and the CSV path does not need it.
+import and the CSV path does not need it. With `history`, the per-epoch values (steps) of
+the drift signals, train loss, val accuracy and retention come along as `epoch<k>_<key>`
+columns for early warning.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from analysis.options import AnalysisInputError
+from analysis.errors import AnalysisInputError
+from analysis.signals import last_layers
 from analysis.table import tidy
+from trainables import keys
 from trainables.keys import KIND_TAG, PARENT_TAG, STATUS_TAG
 
 if TYPE_CHECKING:
     from analysis.core import AnalysisResult
 
 _PAGE = 1000
+_THREADS = 8  # one metric history per request: a few in flight hide the round trips
 
 
 def _client(tracking_uri: str):
@@ -82,9 +88,40 @@ def _trial_row(run) -> dict:
     return row
 
 
+def history_keys(columns: list[str]) -> list[str]:
+    """Keys whose per-epoch values early warning reads: drift signals (mean, and the deepest layer of each
+    attention Δ), train loss, validation accuracy and zero-shot retention."""
+    last = last_layers(columns)
+    found = []
+    for column in columns:
+        parsed = keys.parse(column)
+        if parsed is None or parsed.best:
+            continue
+        deepest = parsed.layer is None or (parsed.kind == "attn_delta" and parsed.layer == last.get(parsed.metric))
+        if (keys.drift_direction(column) is not None and deepest) or keys.is_retention(column) \
+                or column in (keys.TRAIN_LOSS, keys.VAL_ACC):
+            found.append(column)
+    return found
+
+
+def _histories(client, rows: list[dict]) -> None:
+    """Adds `epoch<k>_<key>` values to each row (in place) from its run's metric history."""
+    wanted = history_keys(sorted({k for r in rows for k in r}))
+    jobs = [(r, key) for r in rows for key in wanted if key in r]
+
+    def fetch(job: tuple[dict, str]) -> tuple[dict, str, list]:
+        row, key = job
+        return row, key, client.get_metric_history(row["run_id"], key)
+
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+        for row, key, history in pool.map(fetch, jobs):
+            row.update({keys.at_epoch(key, m.step): m.value for m in history})
+
+
 def table_from_mlflow(tracking_uri: str, experiment: str, parent_run_id: str | None = None,
-                      metrics: list[str] | None = None) -> pd.DataFrame:
-    """Tidy table of the trial runs under `parent_run_id` (default: the latest sweep run)."""
+                      metrics: list[str] | None = None, history: bool = False) -> pd.DataFrame:
+    """Tidy table of the trial runs under `parent_run_id` (default: the latest sweep run);
+    with `history`, each run's per-epoch values too."""
     client = _client(tracking_uri)
     experiment_id = _experiment_id(client, experiment, tracking_uri)
     if parent_run_id is None:
@@ -95,6 +132,8 @@ def table_from_mlflow(tracking_uri: str, experiment: str, parent_run_id: str | N
     rows = [_trial_row(r) for r in children if r.data.tags.get(KIND_TAG) == "trial"]
     if not rows:
         raise AnalysisInputError(f"--parent-run: run {parent_run_id} has no child runs tagged {KIND_TAG} = trial")
+    if history:
+        _histories(client, rows)
     return tidy(pd.DataFrame(rows), metrics)
 
 

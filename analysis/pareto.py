@@ -1,4 +1,8 @@
-"""The Pareto front of a multi-objective sweep: trials no other trial beats on every objective."""
+"""The Pareto front of a multi-objective sweep: trials no other trial beats on every objective.
+
+One front per stratum (backbone, dataset, ... held fixed, as in the figures): accuracies on
+different datasets or backbones are not comparable, so neither are their fronts.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.figures import plot_pareto
-from analysis.options import AnalysisInputError, parse_pareto
+from analysis.errors import AnalysisInputError
+from analysis.figures import SPANS, plot_pareto
+from analysis.options import parse_pareto
+from analysis.strata import stratify
 from analysis.table import split_completed
 
 
@@ -21,7 +27,8 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
 
 def pareto(table: pd.DataFrame, objectives: dict[str, str],
            path: str | Path | None = None) -> tuple[pd.DataFrame, Path | None]:
-    """(front rows per dataset among completed trials with every objective, figure path if `path` given).
+    """(front rows per stratum, in column `strata`, among completed trials with every objective;
+    the figure path if `path` is given).
 
     objectives maps metric -> 'max' or 'min'; at least two are needed.
     """
@@ -33,10 +40,11 @@ def pareto(table: pd.DataFrame, objectives: dict[str, str],
     completed, _ = split_completed(table)
     rows = completed.dropna(subset=list(objectives)).reset_index(drop=True)
     signs = np.array([1.0 if sense == "max" else -1.0 for sense in objectives.values()])
-    mask = np.zeros(len(rows), bool)
-    # Per dataset: accuracies on different datasets are not comparable, so neither are fronts.
-    for _, index in rows.groupby("dataset").groups.items():
-        mask[index] = pareto_mask(rows.loc[index, list(objectives)].to_numpy(float) * signs)
-    front = rows[mask].sort_values(["dataset", list(objectives)[0]]).reset_index(drop=True)
+    fronts = []
+    for label, stratum in stratify(rows, SPANS):
+        mask = pareto_mask(stratum[list(objectives)].to_numpy(float) * signs)
+        fronts.append(stratum[mask].assign(strata=label))
+    front = pd.concat(fronts)
+    front = front.sort_values(["strata", list(objectives)[0]]).reset_index(drop=True)
     figure = plot_pareto(rows, front, objectives, Path(path)) if path is not None and len(rows) else None
     return front, figure

@@ -1,7 +1,10 @@
-"""report.md: cells, significant findings in plain sentences, what could not be resolved, exclusions.
+"""report.md: what the sweep showed, in sentences first, then the tables behind them.
 
-A reader who opens only this file should learn what the sweep showed, which questions the
-design was too small to answer, and which trials were left out.
+Order: the first confirmatory contrast as one plain sentence (else the strongest finding),
+the confirmatory section, the strata each family held fixed, the Holm families and their
+sizes, cells, exploratory findings, one section per family that has its own (predictors,
+early warning, selection, polarity), what the design cannot resolve, unplaced columns,
+exclusions, the Pareto front and the figures.
 """
 
 from __future__ import annotations
@@ -11,97 +14,100 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.families import REGISTRY, Output
+from analysis.inputs import Prepared
+from analysis.markdown import markdown_table, num
+from analysis.scopes import CONFIRMATORY, holm_summary
+from analysis.sentences import confirm_sentence, finding_sentence, test_label
+from analysis.strata import stratum_factors, with_arms
 from trainables import keys
-from trainables.keys import higher_is_better, is_retention
+from trainables.keys import is_retention
 
-_MAX_LISTED = 20  # unresolvable tests listed per group; the rest are in tests.csv
-
-
-def _num(value: object, digits: int = 4) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return "" if isinstance(value, float) and math.isnan(value) else f"{value:.{digits}g}"
-    return str(value)
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub markdown table (pandas' to_markdown needs tabulate, which is not a dependency)."""
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(_num(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
-
-
-def _p_text(row: pd.Series) -> str:
-    how = "exact" if row["exact"] else "Monte Carlo"
-    return f"{how}, n = {int(row['n'])}, p = {row['p_value']:.2g}, Holm {row['p_adjusted']:.2g}"
-
-
-def _ci_text(low: float, high: float) -> str:
-    return "" if math.isnan(low) or math.isnan(high) else f", 95% CI {low:.3g} to {high:.3g}"
-
-
-def _contrast_sentence(row: pd.Series) -> str:
-    """'On D, A keeps X more M than B ...', with the larger arm first so X is positive."""
-    a, b, effect, low, high = row["a"], row["b"], row["effect"], row["ci_low"], row["ci_high"]
-    if effect < 0:
-        a, b, effect, low, high = b, a, -effect, -high, -low
-    metric = row["metric"]
-    verb = "keeps" if is_retention(metric) else "has"
-    direction = higher_is_better(metric)
-    verdict = "" if direction is None else "better; " if direction else "worse; "
-    if row["family"] == "paired":
-        where = f" at matched {row['matched_on']}" if row.get("matched_on") else ""
-        test = "paired sign-flip"
-    else:
-        where, test = " over unmatched cells", "two-sample permutation"
-    return (f"On {row['dataset']}, {a} {verb} {effect:.3g} more {metric} than {b}{where} "
-            f"({verdict}{test}, {_p_text(row)}{_ci_text(low, high)}).")
-
-
-def _spearman_sentence(row: pd.Series) -> str:
-    trend = "rises" if row["effect"] > 0 else "falls"
-    who = f"for {row['method']}, " if row["family"] == "dose" else ""
-    pooled = "" if row["family"] == "dose" else ", all methods pooled"
-    return (f"On {row['dataset']}, {who}{row['metric']} {trend} as {row['a']} rises "
-            f"(Spearman ρ = {row['effect']:.2f}{pooled}, {_p_text(row)}"
-            f"{_ci_text(row['ci_low'], row['ci_high'])}).")
-
-
-def finding_sentence(row: pd.Series) -> str:
-    if row["family"] in ("paired", "unpaired"):
-        return _contrast_sentence(row)
-    return _spearman_sentence(row)
+_MAX_LISTED = 20  # tests listed per group; the rest are in tests.csv
+TITLES = {"predictors": "Predictors of the target", "early_warning": "Early warning",
+          "selection": "Selection utility", "polarity": "Polarity"}
+HEADLINE = (keys.VAL_ACC, keys.TEST_ACC, keys.attn_delta("entropy"), keys.attn_delta("mass95"), keys.cka(),
+            keys.WEIGHT_DRIFT, keys.EMBEDDING_DRIFT)
 
 
 def cell_summary(cells: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """Cells with one 'mean ± sd' column per metric: half as wide as cells.csv."""
-    keys = list(cells.columns[: list(cells.columns).index("n") + 1])
-    out = cells[keys].copy()
+    keys_ = list(cells.columns[: list(cells.columns).index("n") + 1])
+    out = cells[keys_].copy()
     for m in metrics:
         mean, sd = cells[f"{m} mean"], cells[f"{m} sd"]
-        out[m] = [_num(a) + ("" if math.isnan(b) else f" ± {b:.2g}") for a, b in zip(mean, sd)]
+        out[m] = [num(a) + ("" if math.isnan(b) else f" ± {b:.2g}") for a, b in zip(mean, sd)]
     return out
 
 
-HEADLINE = (keys.VAL_ACC, keys.TEST_ACC, keys.attn_delta("entropy"), keys.attn_delta("mass95"), keys.cka())
-
-
 def headline_metrics(metrics: list[str]) -> list[str]:
-    """The few metrics a reader scans first (accuracy, retention, attention support, CKA); all when none is there."""
+    """The few metrics a reader scans first (accuracy, retention, attention support, CKA, drift); all if none."""
     chosen = [m for m in metrics if m in HEADLINE or is_retention(m)]
     return chosen or metrics
 
 
-def test_label(row: pd.Series) -> str:
-    """'eurosat: lora vs ft, val/acc' or 'eurosat/lora: val/acc vs log10(lr)'."""
-    if row["family"] in ("paired", "unpaired"):
-        return f"{row['dataset']}: {row['a']} vs {row['b']}, {row['metric']}"
-    who = f"{row['dataset']}/{row['method']}" if row["family"] == "dose" else str(row["dataset"])
-    return f"{who}: {row['metric']} vs {row['a']}"
+def _lead(tests: pd.DataFrame, prepared: Prepared) -> str:
+    """The report's first sentence: the first declared contrast, else the strongest exploratory finding."""
+    alpha = prepared.options.alpha
+    for contrast in prepared.contrasts:
+        rows = tests[[contrast.matches(r) for _, r in tests.iterrows()]] if len(tests) else tests
+        if len(rows):
+            return confirm_sentence(rows.sort_values("p_value").iloc[0])
+        return f"The declared contrast ({contrast.describe()}) could not be tested on this table (no matched rows)."
+    hits = tests[tests["p_adjusted"].astype(float) < alpha]
+    if hits.empty:
+        return f"No test reaches Holm-adjusted p < {alpha:g}."
+    return finding_sentence(hits.sort_values("p_adjusted").iloc[0])
+
+
+def _confirm_lines(tests: pd.DataFrame, prepared: Prepared) -> list[str]:
+    if not prepared.contrasts:
+        return ["None declared (a spec's `analysis: confirm:` or `--confirm`): every test below is exploratory, "
+                "corrected within its own family.", ""]
+    lines = []
+    for contrast in prepared.contrasts:
+        rows = tests[[contrast.matches(r) for _, r in tests.iterrows()]] if len(tests) else tests
+        found = [f"- {confirm_sentence(r)}" for _, r in rows.iterrows()]
+        lines += found or [f"- {contrast.describe()}: no test (too few matched cells or trials)."]
+    return lines + [""]
+
+
+def _strata_lines(prepared: Prepared) -> list[str]:
+    table = prepared.completed
+    if table.empty:
+        return ["No completed trials.", ""]
+    rows = []
+    for name in prepared.options.families:
+        family = REGISTRY[name]
+        fixed = stratum_factors(table, family.spans)
+        rows.append((name, ", ".join(family.spans), ", ".join(fixed) or "(nothing else varies)"))
+    arms = sorted(with_arms(table)["arm"].unique())
+    every = sorted({f for _, _, held in rows for f in held.split(", ") if not held.startswith("(")})
+    lead = (f"Every family holds fixed what varies here besides the factors it spans and the seed: "
+            f"{', '.join(every)}." if every else "Nothing varies here besides the factors the families span.")
+    return [lead, f"Arms, never pooled where a family holds the arm fixed: {', '.join(arms)}.", "",
+            markdown_table(pd.DataFrame(rows, columns=["family", "spans", "held fixed (the strata column)"])), ""]
+
+
+def _findings(tests: pd.DataFrame, alpha: float, families: list[str]) -> list[str]:
+    """Significant exploratory tests of the families without a section of their own."""
+    order = {family: i for i, family in enumerate(families)}
+    listed = [f for f in families if REGISTRY[f].section is None]
+    hits = tests[(tests["p_adjusted"].astype(float) < alpha) & (tests["scope"] != CONFIRMATORY)
+                 & tests["family"].isin(listed)]
+    hits = hits.assign(_rank=hits["family"].map(order)).sort_values(["_rank", "p_adjusted"], kind="stable")
+    lines = []
+    for family, group in hits.groupby("family", sort=False):
+        lines += [f"- {finding_sentence(r)}" for _, r in group.head(_MAX_LISTED).iterrows()]
+        if len(group) > _MAX_LISTED:
+            lines.append(f"- … and {len(group) - _MAX_LISTED} more {family} finding(s) in tests.csv.")
+    others = [TITLES.get(f, f) for f in families if f not in listed]
+    tail = [f"(Findings of {', '.join(others)}: in their sections below.)"] if others else []
+    return (lines or ["None."]) + tail
 
 
 def _unresolved_lines(tests: pd.DataFrame, alpha: float) -> list[str]:
-    stuck = tests[~tests["resolvable"].astype(bool)]
+    stuck = tests[~tests["resolvable"].astype(bool) & tests["p_value"].notna()]
     if stuck.empty:
         return ["Every test can reach p < alpha."]
     lines = [f"These tests cannot reach p < {alpha:g} whatever the effect (p_min > alpha); "
@@ -121,34 +127,65 @@ def _excluded_lines(excluded: dict[str, int]) -> list[str]:
     return [f"{sum(excluded.values())} trial(s) left out of every test and cell:", "", markdown_table(rows)]
 
 
+def _unplaced_lines(table: pd.DataFrame, unplaced: list[str]) -> list[str]:
+    if not unplaced:
+        return []
+    numeric = [c for c in unplaced if pd.api.types.is_numeric_dtype(table[c])]
+    text = [c for c in unplaced if c not in numeric]
+    lines = ["## Columns not placed", "",
+             f"{len(unplaced)} column(s) have no driftlab role (map them with `--columns FOREIGN=DRIFTLAB`):"]
+    lines += [f"- kept as plain metrics (tested, but no role such as retention or a drift signal): "
+              f"{', '.join(numeric)}"] if numeric else []
+    lines += [f"- text, not used: {', '.join(text)}"] if text else []
+    return lines + [""]
+
+
 def _pareto_lines(front: pd.DataFrame | None, objectives: dict[str, str] | None) -> list[str]:
     if front is None or not objectives:
         return []
-    shown = [c for c in front.columns if c in ("dataset", "method", "lr", "seed", "gta_lambda", "data_fraction")]
+    shown = [c for c in front.columns if c in ("dataset", "model", "method", "lr", "seed", "gta_lambda",
+                                               "data_fraction")]
     goals = ", ".join(f"{m} ({sense})" for m, sense in objectives.items())
     table = markdown_table(front[shown + list(objectives)]) if len(front) else "No trial has every objective."
-    return [f"## Pareto front: {goals}", "", f"{len(front)} non-dominated trial(s) (front per dataset):", "", table, ""]
+    return [f"## Pareto front: {goals}", "", f"{len(front)} non-dominated trial(s) (front per stratum):", "",
+            table, ""]
 
 
-def render_report(tests: pd.DataFrame, cells: pd.DataFrame, metrics: list[str], excluded: dict[str, int],
-                  alpha: float, n_completed: int, families: list[str], figures: list[Path],
-                  front: pd.DataFrame | None = None, objectives: dict[str, str] | None = None) -> str:
+def _family_sections(tests: pd.DataFrame, outputs: dict[str, Output], prepared: Prepared) -> list[str]:
+    lines = []
+    for name, output in outputs.items():
+        family = REGISTRY[name]
+        if family.section is None:
+            continue
+        rows = tests[tests["family"] == name]
+        lines += [f"## {TITLES.get(name, name)}", "", *family.section(rows, output, prepared.inputs), ""]
+    return lines
+
+
+def render_report(prepared: Prepared, tests: pd.DataFrame, cells: pd.DataFrame, outputs: dict[str, Output],
+                  figures: list[Path], front: pd.DataFrame | None = None, unplaced: list[str] | None = None) -> str:
     """The whole report.md text; `tests` may carry the paired rows' `matched_on` column."""
-    order = {family: i for i, family in enumerate(families)}  # findings in the order asked for
+    opts = prepared.options
+    alpha, excluded = opts.alpha, prepared.excluded
     hits = tests[tests["p_adjusted"].astype(float) < alpha]
-    hits = hits.assign(_rank=hits["family"].map(order)).sort_values(["_rank", "p_adjusted"], kind="stable")
-    findings = [f"- {finding_sentence(row)}" for _, row in hits.iterrows()] or ["None."]
     lines = [
-        "# driftlab analysis", "",
-        f"{n_completed} completed trial(s) analysed, {sum(excluded.values())} excluded; families: "
-        f"{', '.join(families)}; alpha = {alpha:g} with Holm correction within each family; "
+        "# driftlab analysis", "", _lead(tests, prepared), "",
+        f"{len(prepared.completed)} completed trial(s) analysed, {sum(excluded.values())} excluded; families: "
+        f"{', '.join(opts.families)}; alpha = {alpha:g}, Holm-corrected within each Holm family; "
         f"{len(tests)} test(s), {len(hits)} significant.", "",
+        "## Confirmatory contrasts", "", *_confirm_lines(tests, prepared),
+        "## Strata", "", *_strata_lines(prepared),
+        "## Holm families", "", "Each p-value is corrected for the tests of its own Holm family:", "",
+        markdown_table(holm_summary(tests, alpha)), "",
         "## Cells (mean ± sd over seeds; headline metrics here, every metric in cells.csv)", "",
-        markdown_table(cell_summary(cells, headline_metrics(metrics))) if len(cells) else "No completed trials.", "",
-        f"## Significant findings (Holm-adjusted p < {alpha:g})", "", *findings, "",
+        markdown_table(cell_summary(cells, headline_metrics(prepared.shown))) if len(cells) else "No completed trials.",
+        "", f"## Exploratory findings (Holm-adjusted p < {alpha:g} within each family)", "",
+        *_findings(tests, alpha, opts.families), "",
+        *_family_sections(tests, outputs, prepared),
         "## Not resolvable", "", *_unresolved_lines(tests, alpha), "",
+        *_unplaced_lines(prepared.table, unplaced or []),
         "## Excluded trials", "", *_excluded_lines(excluded), "",
-        *_pareto_lines(front, objectives),
+        *_pareto_lines(front, opts.pareto),
     ]
     if figures:
         lines += ["## Figures", "", *[f"![{p.stem}]({p.name})" for p in figures], ""]

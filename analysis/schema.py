@@ -17,7 +17,7 @@ PARAMETER_COLUMNS: tuple[str, ...] = (
     "dataset", "method", "model", "lr", "seed", "gta_lambda", "gta_layers", "data_fraction",
     "epochs", "batch_size", "weight_decay", "warmup_frac", "grad_clip",
     "lora_r", "lora_alpha", "lora_targets", "adapter_dim", "adapter_sites",
-    "lp_epochs", "lp_lr", "head_init", "zero_shot", "eval_every", "probe_size",
+    "lp_epochs", "lp_lr", "head_init", "zero_shot", "zeroshot_templates", "eval_every", "probe_size",
     "zeroshot_size", "device",
 )
 
@@ -27,7 +27,7 @@ RUNTIME_PARAMETERS: frozenset[str] = frozenset({"device"})
 # Bookkeeping columns, excluded from metrics even when numeric (a trial_id of 7 is no metric).
 METADATA_COLUMNS: tuple[str, ...] = (
     "status", "trial_id", "run_id", "run_name", "experiment_id", "parent_run_id",
-    "start_time", "end_time", "duration", "error", "hostname", "node_ip", "pid",
+    "start_time", "end_time", "duration", "error", "hostname", "node_ip", "pid", "epoch", "phase",
 )
 
 # A trial counts when its status is one of these (driftlab tag or MLflow run status).

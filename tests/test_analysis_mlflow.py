@@ -173,3 +173,34 @@ def test_cli_reads_mlflow_and_logs_back(sweep, server, tmp_path):
                                   f"tags.`mlflow.parentRunId` = '{parent}' and tags.`driftlab.kind` = 'analysis'")
     assert len(children) >= 1
     assert main(["--experiment", "no-such-experiment", "--tracking-uri", server]) == 2
+
+
+def test_early_warning_reads_the_metric_history(server, tmp_path):
+    """Per-epoch values logged as steps come back as epoch<k>_ columns; early warning reads them."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    from tests.test_analysis_signals import EMB, RET, six
+    from trainables import keys
+
+    client = mlflow.MlflowClient(server)
+    experiment_id = client.create_experiment("driftlab-history-test")
+    parent = client.create_run(experiment_id, tags={"driftlab.kind": "sweep"}).info.run_id
+    table = six()
+    for row in table.to_dict("records"):
+        run_id = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent, "driftlab.kind": "trial",
+                                                        "driftlab.status": "completed"}).info.run_id
+        steps = {EMB: (0.0, row[keys.at_epoch(EMB, 1)], row[EMB]), RET: (100.0, row[RET], row[RET]),
+                 keys.VAL_ACC: (50.0, row[keys.VAL_ACC], row[keys.VAL_ACC])}
+        metrics = [Metric(key, float(v), 0, step) for key, values in steps.items() for step, v in enumerate(values)]
+        client.log_batch(run_id, metrics=metrics,
+                         params=[Param(k, str(row[k])) for k in ("dataset", "method", "lr", "seed")])
+    read = table_from_mlflow(server, "driftlab-history-test", history=True)
+    assert sorted(read[keys.at_epoch(EMB, 1)]) == pytest.approx(sorted(table[keys.at_epoch(EMB, 1)]))
+    assert (read[keys.at_epoch(EMB, 0)] == 0).all() and EMB in read.columns
+    out = tmp_path / "out"
+    assert main(["--experiment", "driftlab-history-test", "--tracking-uri", server, "--out", str(out),
+                 "--families", "early_warning", "--early-epochs", "1"]) == 0
+    detail = pd.read_csv(out / "early_warning.csv")
+    runs = detail[(detail["signal"] == EMB) & (detail["level"] == "runs")]
+    assert runs["epoch"].tolist() == [1] and runs["auc"].iloc[0] == pytest.approx(8 / 9)

@@ -218,3 +218,42 @@ def resolve(name: str, tasks: list[str]) -> str:
                          "no zero-shot task")
     key = f"zeroshot/{tasks[0]}/{SHORT_FORMS[short]}"
     return best(key) if is_best else key
+
+
+# ---- per-epoch values and drift reading (the analysis' predictors and early warning) --------------
+
+# A key's value at epoch k in a one-row-per-trial table: `epoch1_drift/embedding`. A foreign table
+# may declare another template; `{k}` stands for the epoch.
+EPOCH_TEMPLATE = "epoch{k}_"
+
+
+def _epoch_pattern(template: str) -> re.Pattern:
+    head, _, tail = template.partition("{k}")
+    return re.compile(re.escape(head) + r"(?P<epoch>\d+)" + re.escape(tail) + r"(?P<key>.+)")
+
+
+def at_epoch(key: str, epoch: int, template: str = EPOCH_TEMPLATE) -> str:
+    """The column holding `key`'s value after `epoch` epochs (epoch 0 = the pretrained model)."""
+    return template.replace("{k}", str(int(epoch))) + key
+
+
+def split_epoch(name: str, template: str = EPOCH_TEMPLATE) -> tuple[int, str] | None:
+    """(epoch, key) of a per-epoch column name, or None for any other name."""
+    m = _epoch_pattern(template).fullmatch(name)
+    return None if m is None else (int(m["epoch"]), m["key"])
+
+
+def drift_direction(key: str) -> int | None:
+    """How a key reads as distance from the pretrained model.
+
+    +1: larger = further (weight and embedding drift); -1: larger = closer (CKA);
+    0: a signed change whose magnitude is the drift (attention Δ%); None: not a drift signal.
+    """
+    parsed = parse(key)
+    if parsed is None:
+        return None
+    if parsed.kind == "attn_delta":
+        return 0
+    if parsed.kind == "cka":
+        return -1
+    return 1 if parsed.kind == "fixed" and parsed.metric in (WEIGHT_DRIFT, EMBEDDING_DRIFT) else None
