@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis.options import AnalysisOptions, options_from_spec
+from analysis.options import SPEC_KEYS, AnalysisOptions, options_from_spec
 from orchestrator.strict_yaml import YamlError, parse_yaml, read_text
 from trainables.config import ConfigError, TrialConfig
 from trainables.keys import resolve, task_segment
@@ -226,7 +226,7 @@ def _resources_and_limits(spec: Spec, raw: dict) -> None:
     if raw.get("scheduler") is not None:
         spec.scheduler = _scheduler(raw["scheduler"])
     analysis = raw.get("analysis") or {}
-    _need(isinstance(analysis, dict), "analysis", "must be a mapping (families, metrics, alpha, pareto)")
+    _need(isinstance(analysis, dict), "analysis", f"must be a mapping ({', '.join(SPEC_KEYS)})")
     try:
         spec.analysis = options_from_spec(analysis)
     except ValueError as err:
