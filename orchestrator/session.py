@@ -34,7 +34,7 @@ def summary_rows(results) -> list[dict]:
         if key not in best or metrics.get(keys.VAL_ACC, -1) > best[key][keys.VAL_ACC]:
             row = {"dataset": key[0], "method": key[1], "lr": config.lr, "seed": config.seed}
             row.update({k: v for k, v in metrics.items()
-                        if k in SUMMARY_KEYS or (keys.is_retention(k) and not k.startswith(keys.BEST))})
+                        if k in SUMMARY_KEYS or keys.is_retention(k, best=False)})
             best[key] = row
     return [best[k] for k in sorted(best)]
 

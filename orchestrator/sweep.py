@@ -99,7 +99,7 @@ class Progress(tune.Callback):
         self.done += 1
         r = trial.last_result or {}
         shown = [k for k in sorted(r) if k in (keys.VAL_ACC, keys.TEST_ACC)
-                 or (keys.is_retention(k) and not k.startswith(keys.BEST))]
+                 or keys.is_retention(k, best=False)]
         bits = [f"{k} {r[k]:.1f}" for k in shown if isinstance(r[k], float) and math.isfinite(r[k])]
         total = self.total or "?"
         cfg = trial_config(trial.config)

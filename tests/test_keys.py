@@ -95,3 +95,11 @@ def test_the_module_needs_only_the_standard_library():
     code = "import sys, trainables.keys; print(sorted(m for m in ('torch', 'numpy', 'ray') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_retention_keys_last_or_best():
+    last, best = keys.retention("embedded_colour"), keys.best(keys.retention("embedded_colour"))
+    assert keys.is_retention(last) and keys.is_retention(best)
+    assert keys.is_retention(last, best=False) and not keys.is_retention(best, best=False)
+    assert keys.is_retention(best, best=True) and not keys.is_retention(last, best=True)
+    assert not keys.is_retention(keys.zeroshot_acc("embedded_colour"))

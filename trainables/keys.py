@@ -166,9 +166,11 @@ def measured(key: str) -> bool:
     return parsed.kind != "fixed" or parsed.metric in (VAL_ACC, TEST_ACC, WEIGHT_DRIFT, EMBEDDING_DRIFT)
 
 
-def is_retention(key: str) -> bool:
+def is_retention(key: str, best: bool | None = None) -> bool:
+    """A zero-shot retention key; `best=False` only the last epoch's, `best=True` only a `best/` one."""
     parsed = parse(key)
-    return parsed is not None and parsed.kind == "zeroshot" and parsed.metric == "retention"
+    return (parsed is not None and parsed.kind == "zeroshot" and parsed.metric == "retention"
+            and (best is None or parsed.best == best))
 
 
 def is_per_layer(key: str) -> bool:
