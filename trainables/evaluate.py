@@ -79,10 +79,7 @@ def reported_metric(name: str, config) -> bool:
         return str(key) == keys.BEST_EPOCH or reported_metric(str(key).removeprefix(keys.BEST), config)
     if key.kind == "fixed":
         return name in ALWAYS_REPORTED
-    if key.kind == "attn":
-        metric = ATTENTION_METRICS.get(key.metric)
-        return metric is not None and (key.layer is None or metric.per_layer)
-    if key.kind == "attn_delta":
+    if key.kind in ("attn", "attn_delta"):
         metric = ATTENTION_METRICS.get(key.metric)
         return metric is not None and (key.layer is None or metric.per_layer)
     if key.kind == "zeroshot":

@@ -217,11 +217,11 @@ class Trial:
                         keys.TRAIN_S: train_s, **self.evaluator.run(self.model, epoch, tower_moved=moved)}
                 is_best = self.best.offer(epoch, last, self.trained)
                 if epoch == cfg.epochs:
-                    last.update(self.evaluator.test_accuracy(self.model))
+                    test = self.evaluator.test_accuracy(self.model)
+                    last.update(test)
                     if self.best.epoch:  # none when val/acc was never finite
-                        # The last epoch's test accuracy is the best epoch's when they coincide; else measure it.
-                        self.best.metrics.update({k: v for k, v in last.items() if keys.measured(k)} if is_best
-                                                 else self._measure_best())
+                        # When the best epoch is the last, it lacks only the test accuracy; else measure its weights.
+                        self.best.metrics.update(test if is_best else self._measure_best())
                         last.update(self.best.report())
                     last["status"] = "completed"
                     last[keys.TRIAL_S] = time.perf_counter() - self.started  # build + train + evaluate
