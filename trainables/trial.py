@@ -173,16 +173,16 @@ class Trial:
             for name, value in weights.items():
                 params[name].copy_(value)
 
-    def _measure_best(self) -> dict[str, float]:
-        """Every measurement of the best epoch's weights, test accuracy included; the model and the
-        evaluator's latest reading (the figures') are left as the last epoch had them."""
-        last_weights, latest = self.trained(), self.evaluator.latest
+    def _best_test_accuracy(self) -> dict[str, float]:
+        """The test accuracy of the best epoch's weights: all else was measured when that epoch was
+        offered (the evaluator is deterministic), and test accuracy is read once, at the end, so
+        that no epoch is chosen by it. The model is left with the last epoch's weights."""
+        last_weights = self.trained()
         self._assign(self.best.weights)
         try:
-            return {**self.evaluator.run(self.model, self.config.epochs), **self.evaluator.test_accuracy(self.model)}
+            return self.evaluator.test_accuracy(self.model)
         finally:
             self._assign(last_weights)
-            self.evaluator.latest = latest
 
     # ---- the loop -------------------------------------------------------------------------
     def run(self, report: Report, checkpoint_dir: str | None = None) -> dict:
@@ -220,8 +220,7 @@ class Trial:
                     test = self.evaluator.test_accuracy(self.model)
                     last.update(test)
                     if self.best.epoch:  # none when val/acc was never finite
-                        # When the best epoch is the last, it lacks only the test accuracy; else measure its weights.
-                        self.best.metrics.update(test if is_best else self._measure_best())
+                        self.best.metrics.update(test if is_best else self._best_test_accuracy())
                         last.update(self.best.report())
                     last["status"] = "completed"
                     last[keys.TRIAL_S] = time.perf_counter() - self.started  # build + train + evaluate
