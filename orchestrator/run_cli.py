@@ -128,13 +128,18 @@ def _launch(args, spec, storage: str, again: str) -> int:
     server = None
     try:
         uri = args.tracking_uri
+
+        def start_ray() -> None:
+            init_ray(args.address, uri, args.num_cpus)
+            signals.install()  # again: ray.init installs a native SIGTERM handler (stack dump, exit 134)
+
         if uri is None:
-            print("driftlab: starting a local MLflow server on 127.0.0.1 ...", file=sys.stderr, flush=True)
+            print("driftlab: starting a local MLflow server on 127.0.0.1 and Ray ...", file=sys.stderr, flush=True)
             server = LocalServer()
-            server.start()
-            uri = server.uri
-        init_ray(args.address, uri, args.num_cpus)
-        signals.install()  # again: ray.init installs a native SIGTERM handler (stack dump, exit 134)
+            uri = server.uri  # known before the server is up: Ray's workers only need the address
+            server.start(meanwhile=start_ray)  # both boot for seconds: overlap them
+        else:
+            start_ray()
         from orchestrator.session import run_session
         return run_session(spec, storage, uri, local_store=server is not None, again=again)
     except TrackingError as err:
@@ -147,9 +152,16 @@ def _launch(args, spec, storage: str, again: str) -> int:
     finally:
         signals.shield()
         try:
-            import ray
-            if ray.is_initialized():
-                ray.shutdown()
+            _stop_ray()
         finally:
             if server is not None:
                 server.stop()
+
+
+def _stop_ray() -> None:
+    """Shut down the Ray this driver started. A signal can land inside `import ray` itself (Ray
+    starts while the MLflow server boots), leaving a half-imported module and no Ray to stop."""
+    ray = sys.modules.get("ray")
+    is_initialized = getattr(ray, "is_initialized", None)
+    if is_initialized is not None and is_initialized():
+        ray.shutdown()
