@@ -18,11 +18,11 @@ PARAMETER_COLUMNS: tuple[str, ...] = (
     "epochs", "batch_size", "weight_decay", "warmup_frac", "grad_clip",
     "lora_r", "lora_alpha", "lora_targets", "adapter_dim", "adapter_sites",
     "lp_epochs", "lp_lr", "head_init", "zero_shot", "zeroshot_templates", "eval_every", "probe_size",
-    "zeroshot_size", "device",
+    "zeroshot_size", "device", "stop_metric", "stop_above", "stop_below", "stop_patience", "wise_alphas",
 )
 
 # Parameters that change how a trial runs but not what it computes; never grid keys.
-RUNTIME_PARAMETERS: frozenset[str] = frozenset({"device"})
+RUNTIME_PARAMETERS: frozenset[str] = frozenset({"device", "wise_alphas"})
 
 # Bookkeeping columns, excluded from metrics even when numeric (a trial_id of 7 is no metric).
 METADATA_COLUMNS: tuple[str, ...] = (
@@ -31,7 +31,8 @@ METADATA_COLUMNS: tuple[str, ...] = (
 )
 
 # A trial counts when its status is one of these (driftlab tag or MLflow run status).
-COMPLETED_STATUSES: frozenset[str] = frozenset({"completed", "finished"})
+# `stopped_drift`: ended by its drift stop rule, with a selected model like a completed trial.
+COMPLETED_STATUSES: frozenset[str] = frozenset({"completed", "finished", "stopped_drift"})
 
 # Attention-support change metrics (association family, retention-vs-entropy figure).
 SUPPORT_CHANGE_METRICS: tuple[str, ...] = (attn_delta("entropy"), attn_delta("mass95"))

@@ -3,6 +3,7 @@
     driftlab run [SPEC] [--address A] [--tracking-uri U]  a sweep (no SPEC = the embedded demo)
     driftlab trial [--method M] [--lr X] ... [--json]     one trial in-process, no Ray
     driftlab analyze --experiment NAME | --csv FILE       permutation tests + report
+    driftlab wise RUN_ID [--alphas 0,0.5,1]               WiSE-FT frontier of a finished trial
     driftlab ui | validate FILE | sync NAME | pretrain-world
 
 Exit codes: 0 ok, 2 bad input (one line naming the field), 1 failure.
@@ -18,6 +19,7 @@ COMMANDS = {
     "analyze": ("orchestrator.analyze_cli", "permutation tests over completed trials, report + figures"),
     "ui": ("orchestrator.ui_cli", "serve the MLflow UI for the local tracking store on 127.0.0.1"),
     "validate": ("orchestrator.validate_cli", "check sweep specs and cluster.yaml without running anything"),
+    "wise": ("orchestrator.wise_cli", "the WiSE-FT frontier (drift at every α) of a finished trial run"),
     "sync": ("orchestrator.sync_cli", "replay a sweep's Tune results into MLflow"),
     "pretrain-world": ("trainables.pretrain_world", "pretrain the embedded tiny CLIP on the procedural world"),
 }

@@ -5,7 +5,7 @@ it could close its run, an interrupted sweep, or a tracking server that went awa
 all leave MLflow behind Tune; `reconcile` fixes run states at the end of every `driftlab run`
 (`orchestrator/sync.py` replays what never reached MLflow).
 
-Outcomes: `completed` / `diverged` (the trial said so), `failed` (it raised), `stopped` (Tune
+Outcomes: `completed` / `diverged` / `stopped_drift` (the trial said so; the last: its drift stop rule), `failed` (it raised), `stopped` (Tune
 terminated it early: an ASHA decision), `interrupted` (not terminated: the sweep was stopped,
 or broke, before the trial ended; a resume runs it).
 """
@@ -50,7 +50,7 @@ def trial_status(result, state: str) -> str:
     if result.error is not None or state == "ERROR":
         return "failed"
     status = (result.metrics or {}).get("status")
-    if status in ("completed", "diverged"):
+    if status in ("completed", "diverged", "stopped_drift"):
         return status
     return "stopped" if state == "TERMINATED" else "interrupted"
 

@@ -23,11 +23,11 @@ SUMMARY_KEYS = (keys.VAL_ACC, keys.TEST_ACC, keys.attn_delta("entropy"))
 
 
 def summary_rows(results) -> list[dict]:
-    """Best completed trial (by val/acc) per (dataset, method)."""
+    """Best completed (or drift-stopped) trial (by val/acc) per (dataset, method)."""
     best: dict[tuple, dict] = {}
     for result in results:
         metrics = result.metrics or {}
-        if result.error is not None or metrics.get("status") != "completed":
+        if result.error is not None or metrics.get("status") not in ("completed", "stopped_drift"):
             continue
         config = trial_config(result.config)
         key = (config.dataset, method_label(config))

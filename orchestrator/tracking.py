@@ -37,7 +37,8 @@ CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # stdout belongs to driftlab's own output
 }
-STEP_MARKERS = (VAL_ACC, TRAIN_LOSS)  # every report has one of them: see logged_steps
+STEP_MARKERS = (VAL_ACC, TRAIN_LOSS)
+LOG_BATCH = 1000  # MLflow's limit of metrics per log_batch call  # every report has one of them: see logged_steps
 
 
 class TrackingError(RuntimeError):
@@ -189,11 +190,11 @@ def _signal_group(group: int, sig: int) -> bool:
 
 
 def run_state(status: str) -> str:
-    """An outcome as an MLflow run status: completed / diverged / stopped -> FINISHED, interrupted -> KILLED,
-    else FAILED."""
+    """An outcome as an MLflow run status: completed / diverged / stopped / stopped_drift -> FINISHED,
+    interrupted -> KILLED, else FAILED."""
     if status == "interrupted":
         return "KILLED"
-    return "FINISHED" if status in ("completed", "diverged", "stopped") else "FAILED"
+    return "FINISHED" if status in ("completed", "diverged", "stopped", "stopped_drift") else "FAILED"
 
 
 def numeric_metrics(metrics: dict) -> dict[str, float]:
@@ -266,6 +267,11 @@ class TrialRun:
         tags = [RunTag(STATUS_TAG, str(metrics["status"]))] if "status" in metrics else []
         self._call(self.client.log_batch, self.run_id, metrics=batch, tags=tags)
 
+    def log_steps(self, steps: list[tuple[int, dict]]) -> None:
+        """Metrics on another axis than the epoch (WiSE-FT's α): see `log_steps`."""
+        if self.run_id is not None and steps:
+            self._call(log_steps, self.client, self.run_id, steps)
+
     def log_artifacts(self, directory: Path) -> None:
         if self.run_id is not None:
             self._call(self.client.log_artifacts, self.run_id, str(directory))
@@ -276,6 +282,17 @@ class TrialRun:
             return
         self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
         self._call(self.client.set_terminated, self.run_id, run_state(status))
+
+
+def log_steps(client, run_id: str, steps: list[tuple[int, dict]]) -> None:
+    """{key: value} at each (step, metrics), in batches MLflow accepts (a finished run takes them too)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, v, now, step) for step, metrics in steps
+             for k, v in numeric_metrics(metrics).items() if not math.isinf(v)]
+    for start in range(0, len(batch), LOG_BATCH):
+        client.log_batch(run_id, metrics=batch[start:start + LOG_BATCH])
 
 
 def param_values(config: dict) -> dict[str, str]:

@@ -18,10 +18,12 @@ from ray import tune
 from orchestrator.configs import trial_config
 from orchestrator.tracking import TrialRun
 from trainables import keys
+from trainables.stop_rule import STATUS as STOPPED_DRIFT
 from trainables.trial import Trial
+from trainables.wise import wise_metrics
 
 ARTIFACTS_DIR = "artifacts"  # inside the final checkpoint
-FINAL = ("completed", "diverged")
+FINAL = ("completed", "diverged", STOPPED_DRIFT)  # the trial ended itself
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ def _final_artifacts(trial: Trial, run: TrialRun, directory: Path) -> None:
     counted in it; they ride in the final checkpoint, so Tune's storage keeps them for `driftlab sync`."""
     trial.write_artifacts(directory)
     run.log_artifacts(directory)
+    run.log_steps(wise_metrics(trial.wise_rows))
 
 
 def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:

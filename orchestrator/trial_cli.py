@@ -84,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
     final = trial.run(report)
     final.setdefault(keys.TRIAL_S, time.perf_counter() - started)
+    if trial.wise_rows:
+        from orchestrator.wise_cli import print_rows
+
+        print_rows(trial.wise_rows, log)
+        final["wise"] = trial.wise_rows  # with --json: one object per α
     if args.out:
         trial.write_artifacts(args.out)
         print(f"artifacts written to {args.out}", file=sys.stderr)
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"status {final.get('status')}  test/acc {_fmt(final.get(keys.TEST_ACC, math.nan))}  "
               f"{final[keys.TRIAL_S]:.1f}s", file=log)
-    return 0 if final.get("status") in ("completed", "diverged") else 1
+    return 0 if final.get("status") in ("completed", "diverged", "stopped_drift") else 1
 
 
 if __name__ == "__main__":

@@ -133,6 +133,9 @@ def test_cli_on_a_checkpoint_directory_without_tokenizer(tiny_clip_no_tokenizer_
     (["--lora-targets", "q,z"], "lora_targets"),
     (["--method", "lpft", "--epochs", "2", "--lp-epochs", "2"], "lp_epochs"),
     (["--model", "/nonexistent/dir"], "model"),
+    (["--stop-above", "0.3"], "stop_above"),
+    (["--stop-metric", "drift/smell", "--stop-above", "0.3"], "stop_metric"),
+    (["--wise-alphas", "0,2"], "wise_alphas"),
     (["--bogus", "1"], None),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, field, capsys):

@@ -18,6 +18,7 @@ from typing import Any
 
 from trainables.data import check_dataset_name
 from trainables.errors import ConfigError, one_of, require
+from trainables import stop_rule, wise_grid
 from trainables.methods import METHODS, REGULARISERS
 
 HEAD_INITS = ("random", "zeroshot")
@@ -58,6 +59,13 @@ class TrialConfig:
     zeroshot_size: int = 1000  # images per zero-shot task per evaluation; 0 = the whole split
     zeroshot_templates: str = "all"  # all: the task's prompt ensemble; first: its first prompt only
     device: str = "auto"
+    # Drift-aware stopping (trainables/stop_rule.py): off while stop_metric is empty.
+    stop_metric: str = ""
+    stop_above: float | None = None
+    stop_below: float | None = None
+    stop_patience: int = 1
+    # WiSE-FT at the trial's end (trainables/wise.py): the α grid; empty = off.
+    wise_alphas: list[float] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrialConfig":
@@ -91,6 +99,8 @@ class TrialConfig:
         for owner in (*METHODS.values(), *REGULARISERS.values()):  # every method's knobs, whichever runs
             if hasattr(owner, "check"):
                 owner.check(self)
+        stop_rule.check(self)
+        wise_grid.check("wise_alphas", self.wise_alphas)
         _check_model(self.model)
         check_dataset_name("dataset", self.dataset, zero_shot=False)
         for task in self.zero_shot:
@@ -107,6 +117,11 @@ def _check_model(model: str) -> None:
 
 def _coerce(key: str, type_name: str, value: Any) -> Any:
     """Turn CLI strings / YAML scalars into the field's type, or raise one clear line."""
+    optional = type_name.endswith(" | None")
+    if optional:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            return None
+        type_name = type_name.removesuffix(" | None")
     try:
         if type_name == "float":
             if isinstance(value, bool) or not math.isfinite(float(value)):
@@ -127,10 +142,24 @@ def _coerce(key: str, type_name: str, value: Any) -> Any:
                 items = list(value)
             else:
                 raise TypeError
-            return [int(v) if type_name == "list[int]" else str(v) for v in items]
+            cast = {"list[int]": _whole, "list[float]": _finite}.get(type_name, str)
+            return [cast(v) for v in items]
     except (TypeError, ValueError):
         pass
     else:
         return value
-    kind = {"float": "a finite number", "int": "an integer", "str": "a string"}.get(type_name, "a comma-separated list")
+    kind = {"float": "a finite number", "int": "an integer", "str": "a string",
+            "list[float]": "a comma-separated list of numbers"}.get(type_name, "a comma-separated list")
+    if optional:
+        kind += " or none"
     raise ConfigError(f"{key}: must be {kind}, got {value!r}")
+
+
+def _whole(value: Any) -> int:
+    return int(value)
+
+
+def _finite(value: Any) -> float:
+    if isinstance(value, bool) or not math.isfinite(float(value)):
+        raise TypeError
+    return float(value)

@@ -19,40 +19,49 @@ import torch
 from torch import nn
 
 
-def _tower(clip: nn.Module) -> list[nn.Module]:
+def tower(clip: nn.Module) -> list[nn.Module]:
+    """The image tower and its projection: what weight drift (and WiSE-FT) measure and move."""
     return [clip.vision_model, clip.visual_projection]
 
 
-def _lora_deltas(tower: list[nn.Module]) -> tuple[dict[int, torch.Tensor], set[int]]:
+def lora_layers(parts: list[nn.Module]) -> list[nn.Module]:
+    """peft LoRA layers inside `parts` (each has `lora_A`, `lora_B`, `scaling` per adapter name)."""
+    return [m for part in parts for m in part.modules()
+            if hasattr(m, "get_delta_weight") and hasattr(m, "base_layer") and hasattr(m, "lora_A")]
+
+
+def lora_parameter_ids(layers: list[nn.Module]) -> set[int]:
+    """Ids of LoRA's own A/B parameters in `layers`."""
+    return {id(p) for m in layers for a in m.lora_A
+            for p in (*m.lora_A[a].parameters(), *m.lora_B[a].parameters())}
+
+
+def _lora_deltas(parts: list[nn.Module]) -> tuple[dict[int, torch.Tensor], set[int]]:
     """{id(base weight): scale·B·A summed over active adapters} and the ids of LoRA's own A/B parameters."""
-    deltas, lora_params = {}, set()
-    for part in tower:
-        for module in part.modules():
-            if not (hasattr(module, "get_delta_weight") and hasattr(module, "base_layer")):
-                continue
-            active = [a for a in module.active_adapters if a in module.lora_A]
-            lora_params.update(id(p) for a in module.lora_A for p in (*module.lora_A[a].parameters(),
-                                                                       *module.lora_B[a].parameters()))
-            if active and not getattr(module, "merged", False):
-                deltas[id(module.base_layer.weight)] = sum(module.get_delta_weight(a) for a in active)
-    return deltas, lora_params
+    layers = lora_layers(parts)
+    deltas = {}
+    for module in layers:
+        active = [a for a in module.active_adapters if a in module.lora_A]
+        if active and not getattr(module, "merged", False):
+            deltas[id(module.base_layer.weight)] = sum(module.get_delta_weight(a) for a in active)
+    return deltas, lora_parameter_ids(layers)
 
 
 class WeightDrift:
     """Remembers the pretrained image tower; called on a (possibly wrapped) model, returns ‖W − W₀‖_F / ‖W₀‖_F."""
 
     def __init__(self, model: nn.Module):
-        params = [p for part in _tower(model.clip_model()) for p in part.parameters()]
+        params = [p for part in tower(model.clip_model()) for p in part.parameters()]
         self.pretrained = {id(p): p.detach().clone() for p in params}
         self.norm = float(torch.sqrt(sum(w.double().pow(2).sum() for w in self.pretrained.values())))
 
     @torch.no_grad()
     def __call__(self, model: nn.Module) -> float:
-        tower = _tower(model.clip_model())
-        deltas, lora_params = _lora_deltas(tower)
+        parts = tower(model.clip_model())
+        deltas, lora_params = _lora_deltas(parts)
         total = torch.zeros((), dtype=torch.float64)
         seen = set()
-        for part in tower:
+        for part in parts:
             for p in part.parameters():
                 if id(p) in seen or id(p) in lora_params:
                     continue

@@ -10,6 +10,8 @@ without pulling torch or Ray). The metric-key grammar, `/`-namespaced:
     zeroshot/<task>/acc   zeroshot/<task>/retention   (<task> = `task_segment(dataset name)`)
     drift/weight_rel   drift/embedding   params/trainable   params/trainable_pct
     best/<any key above>   best/epoch                  (the best-validation epoch's values)
+    stop/epoch   stop/compute_frac                     (when a drift stop rule ended the trial)
+    wise/<any measured key>   wise/test/acc            (WiSE-FT: step = round(100·α), trainables/wise.py)
     sweep/wall_s   sweep/trials   sweep/<outcome>      (the parent run's summary, not a trial's)
 
     key = attn("entropy", layer=3)          # 'attn/entropy/layer_3'
@@ -31,6 +33,9 @@ TRAIN_S, TRIAL_S = "time/train_s", "time/trial_s"
 WEIGHT_DRIFT, EMBEDDING_DRIFT = "drift/weight_rel", "drift/embedding"
 TRAINABLE, TRAINABLE_PCT = "params/trainable", "params/trainable_pct"
 BEST_EPOCH = "best/epoch"
+# A stop rule that fired: the epoch it fired at, and the fraction of the configured optimiser steps run.
+STOP_EPOCH, STOP_COMPUTE = "stop/epoch", "stop/compute_frac"
+WISE = "wise/"
 UNSYNCED = "tracking/unsynced"  # reported to Tune only: how many log calls never reached MLflow
 BEST = "best/"
 
@@ -38,6 +43,7 @@ BEST = "best/"
 FIXED: dict[str, bool | None] = {
     TRAIN_LOSS: False, VAL_ACC: True, TEST_ACC: True, TRAIN_S: None, TRIAL_S: None,
     WEIGHT_DRIFT: None, EMBEDDING_DRIFT: None, TRAINABLE: False, TRAINABLE_PCT: False, "epoch": None,
+    STOP_EPOCH: None, STOP_COMPUTE: None,
 }
 # Attention metrics describe behaviour, not quality; these few have a better side.
 ATTENTION_DIRECTIONS: dict[str, bool] = {"box_alignment": True}
@@ -86,6 +92,16 @@ def penalty(regulariser: str) -> str:
 
 def best(key: str) -> str:
     return BEST + key
+
+
+def wise(key: str) -> str:
+    """`wise/<key>`: `key` measured on the WiSE-FT interpolation; logged at step = round(100·α)."""
+    return WISE + key
+
+
+def unwise(name: str) -> str | None:
+    """The measured key inside a `wise/<key>` name, else None."""
+    return name[len(WISE):] if name.startswith(WISE) else None
 
 
 def sweep(name: str) -> str:

@@ -28,10 +28,13 @@ from trainables.evaluate import Evaluator
 from trainables.methods import Phase, build_phases
 from trainables.models import ImageClassifier, load_clip, text_classifier
 from trainables.selection import BestEpoch
+from trainables.stop_rule import STATUS as STOPPED_DRIFT
+from trainables.stop_rule import StopRule
 from trainables.splits import augment, normalise
 
 Report = Callable[[dict, "str | None"], None]
 CHECKPOINT_FILE = "trial_state.pt"
+PARTS_FILE, TOWER_FILE = "trained_parts.safetensors", "trained_tower.safetensors"
 
 
 def pick_device(choice: str = "auto") -> torch.device:
@@ -81,8 +84,11 @@ class Trial:
         self.model.to(self.device)  # again: LoRA / adapter modules are created on the CPU
         self._names = {id(p): n for n, p in self.model.named_parameters()}
         self.best = BestEpoch()
+        self.stop = StopRule.from_config(config)
+        self.wise_rows: list[dict[str, float]] = []  # the WiSE-FT sweep of the selected model, when asked
 
     def _init_head(self, clip) -> None:
+        self.pretrained_head = None  # the head WiSE-FT interpolates from: the zero-shot one, when used
         if self.config.head_init != "zeroshot":
             return
         if self.tokenizer is None:
@@ -92,6 +98,7 @@ class Trial:
         with torch.no_grad():
             self.model.head.linear.weight.copy_(weight)
             self.model.head.linear.bias.zero_()
+        self.pretrained_head = {"weight": weight.clone(), "bias": torch.zeros_like(self.model.head.linear.bias)}
 
     # ---- training -------------------------------------------------------------------------
     def _autocast(self):
@@ -159,12 +166,15 @@ class Trial:
     def _save(self, directory: Path, phase_index: int, epoch: int, optimizer, scheduler) -> None:
         torch.save({"epoch": epoch, "phase": phase_index, "trained": self.trained(),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "best": self.best.state(), "config": self.config.to_dict()}, directory / CHECKPOINT_FILE)
+                    "best": self.best.state(), "stop_streak": self.stop.streak if self.stop else 0,
+                    "config": self.config.to_dict()}, directory / CHECKPOINT_FILE)
 
     def _load(self, directory: Path) -> dict:
         state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
         self._assign(state["trained"])
         self.best = BestEpoch.from_state(state.get("best"))
+        if self.stop is not None:
+            self.stop.streak = state.get("stop_streak", 0)
         return state
 
     def _assign(self, weights: dict[str, torch.Tensor]) -> None:
@@ -216,34 +226,70 @@ class Trial:
                 last = {"epoch": epoch, "status": "running", "phase": phase.name, **train,
                         keys.TRAIN_S: train_s, **self.evaluator.run(self.model, epoch, tower_moved=moved)}
                 is_best = self.best.offer(epoch, last, self.trained)
-                if epoch == cfg.epochs:
-                    test = self.evaluator.test_accuracy(self.model)
-                    last.update(test)
-                    if self.best.epoch:  # none when val/acc was never finite
-                        self.best.metrics.update(test if is_best else self._best_test_accuracy())
-                        last.update(self.best.report())
-                    last["status"] = "completed"
-                    last[keys.TRIAL_S] = time.perf_counter() - self.started  # build + train + evaluate
+                stopped = self.stop is not None and self.stop.observe(last)
+                if epoch == cfg.epochs or stopped:
+                    self._finish(last, is_best)
+                    if stopped:
+                        last.update({"status": STOPPED_DRIFT, keys.STOP_EPOCH: epoch,
+                                     keys.STOP_COMPUTE: epoch / cfg.epochs})  # every epoch runs the same steps
                 with tempfile.TemporaryDirectory(prefix="driftlab-ckpt-") as tmp:
                     self._save(Path(tmp), index, epoch, optimizer, scheduler)
                     report(last, tmp)
+                if stopped:
+                    return last
             epoch_offset = phase_end
         return last
+
+    def _finish(self, last: dict, is_best: bool) -> None:
+        """The last epoch's additions: test accuracy, the best epoch's values, the WiSE-FT sweep if asked."""
+        test = self.evaluator.test_accuracy(self.model)
+        last.update(test)
+        if self.best.epoch:  # none when val/acc was never finite
+            # When the best epoch is the last, it lacks only the test accuracy; else measure its weights.
+            self.best.metrics.update(test if is_best else self._best_test_accuracy())
+            last.update(self.best.report())
+            if self.config.wise_alphas:
+                self.wise_rows = self.wise(self.config.wise_alphas)
+        last["status"] = "completed"
+        last[keys.TRIAL_S] = time.perf_counter() - self.started  # build + train + evaluate
+
+    def wise(self, alphas) -> list[dict[str, float]]:
+        """The WiSE-FT sweep of the best-validation epoch's weights (trainables/wise.py); the model is
+        left as it was."""
+        from trainables.wise import wise_sweep
+
+        last_weights, latest = self.trained(), self.evaluator.latest
+        self._assign(self.best.weights)
+        try:
+            return wise_sweep(self.model, self.evaluator, self.pretrained_head, alphas)
+        finally:
+            self._assign(last_weights)
+            self.evaluator.latest = latest
 
     # ---- artifacts ------------------------------------------------------------------------
     def write_artifacts(self, out_dir: str | Path) -> list[Path]:
         """Figures, the per-layer metric table and the small trained parts (head, LoRA/adapter weights) of
-        the best-validation epoch: the model a study selects."""
+        the best-validation epoch, the model a study selects; the tower weights it trained (ft, lpft) in a
+        file of their own, so a finished run can be reloaded; the WiSE-FT table and figure when swept."""
         from safetensors.torch import save_file
 
         from trainables.figures import write_figures
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        parts = out / "trained_parts.safetensors"
+        parts = out / PARTS_FILE
         added = self.trained(added_only=True)
         save_file({name: self.best.weights.get(name, value) for name, value in added.items()}, str(parts))
-        return [*write_figures(self.evaluator.snapshot(), out), parts]
+        written = [*write_figures(self.evaluator.snapshot(), out), parts]
+        tower = {name: value for name, value in self.best.weights.items() if name not in added}
+        if tower:  # what `driftlab wise` interpolates from on a finished run
+            save_file(tower, str(out / TOWER_FILE))
+            written.append(out / TOWER_FILE)
+        if self.wise_rows:
+            from trainables.wise_figure import write_wise
+
+            written += write_wise(self.wise_rows, out)
+        return written
 
 
 def run_trial(config: dict | TrialConfig, report: Report, checkpoint_dir: str | None = None) -> dict:
