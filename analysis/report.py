@@ -143,8 +143,8 @@ def _unplaced_lines(table: pd.DataFrame, unplaced: list[str]) -> list[str]:
 def _pareto_lines(front: pd.DataFrame | None, objectives: dict[str, str] | None) -> list[str]:
     if front is None or not objectives:
         return []
-    shown = [c for c in front.columns if c in ("dataset", "model", "method", "lr", "seed", "gta_lambda",
-                                               "data_fraction")]
+    shown = [c for c in front.columns if c in ("dataset", "model", "method", "lr", "seed", "data_fraction")
+             or str(c).endswith("_lambda")]
     goals = ", ".join(f"{m} ({sense})" for m, sense in objectives.items())
     table = markdown_table(front[shown + list(objectives)]) if len(front) else "No trial has every objective."
     return [f"## Pareto front: {goals}", "", f"{len(front)} non-dominated trial(s) (front per stratum):", "",

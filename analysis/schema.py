@@ -14,9 +14,11 @@ from trainables.keys import attn_delta
 # pull torch; tests/test_analysis.py checks the two agree). Columns with these names are
 # parameters; anything else non-numeric, or listed in METADATA_COLUMNS, is metadata.
 PARAMETER_COLUMNS: tuple[str, ...] = (
-    "dataset", "method", "model", "lr", "seed", "gta_lambda", "gta_layers", "data_fraction",
+    "dataset", "method", "model", "lr", "seed", "gta_lambda", "gta_layers",
+    "apr_lambda", "entropy_floor_lambda", "entropy_floor_ratio", "box_lambda", "box_target", "box_loss", "data_fraction",
     "epochs", "batch_size", "weight_decay", "warmup_frac", "grad_clip",
-    "lora_r", "lora_alpha", "lora_targets", "adapter_dim", "adapter_sites",
+    "lora_r", "lora_alpha", "lora_targets", "lora_train_projection", "tune_last", "dwconv_layers", "dwconv_kernel",
+    "vera_r", "adapter_dim", "adapter_sites",
     "lp_epochs", "lp_lr", "head_init", "zero_shot", "zeroshot_templates", "eval_every", "probe_size",
     "zeroshot_size", "device", "stop_metric", "stop_above", "stop_below", "stop_patience", "wise_alphas",
 )

@@ -37,10 +37,10 @@ def faulty_trainable(config: dict, sweep) -> None:
             raise RuntimeError("injected fault: crash once, after epoch 1's checkpoint")
         return real_epoch(self, phase, optimizer, scheduler, epoch)
 
-    def nan_phases(model, cfg):
-        phases = real_build(model, cfg)
+    def nan_phases(model, cfg, **kwargs):
+        phases = real_build(model, cfg, **kwargs)
         for phase in phases:
-            phase.loss = lambda m, x, y, loss=phase.loss: (loss(m, x, y)[0] * math.nan, {})
+            phase.loss = lambda m, x, y, boxes=None, loss=phase.loss: (loss(m, x, y, boxes=boxes)[0] * math.nan, {})
         return phases
 
     with ExitStack() as patches:

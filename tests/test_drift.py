@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from tests.test_methods import make_trial, one_step
+from tests.test_methods import TRAINS, make_trial, one_step
 from tests.test_trial import collect
 from trainables import keys
 from trainables.drift import WeightDrift
@@ -48,14 +48,14 @@ def test_full_fine_tuning_drift_is_the_relative_frobenius_distance(tiny_clip_dir
     assert expected > 0 and drift(trial.model) == pytest.approx(expected, rel=1e-9)
 
 
-def test_lora_drift_equals_the_merged_models(tiny_clip_dir):
-    trial = make_trial(tiny_clip_dir, method="lora")
-    before = tower_state(trial.model.clip_model())  # peft keeps the pretrained names under base_layer
-    before = {n.replace(".base_layer", ""): w for n, w in before.items() if "lora_" not in n}
-    with torch.no_grad():  # B starts at 0: give it a value so A·B moves the effective weights
+@pytest.mark.parametrize("method", ["lora", "dora", "vera", "ia3", "ln_tuning"])
+def test_peft_drift_equals_the_merged_models(tiny_clip_dir, method):
+    trial = make_trial(tiny_clip_dir, method=method)
+    before = tower_state(load_clip(tiny_clip_dir).model)
+    with torch.no_grad():  # the methods start as the identity: move what they train so the weights change
         for name, p in trial.model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)
+            if TRAINS[method](name):
+                p.add_(torch.randn_like(p) * 0.05)
     drift = trial.evaluator.weight_drift(trial.model)
     merged = copy.deepcopy(trial.model.clip).merge_and_unload()
     expected = relative_distance(tower_state(merged), before)

@@ -26,6 +26,7 @@ HEAD_INITS = ("random", "zeroshot")
 # report retention with; `all` averages the task's whole prompt ensemble.
 ZEROSHOT_TEMPLATES = ("all", "first")
 DEVICES = ("auto", "cpu", "cuda")
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
 @dataclass
@@ -38,6 +39,12 @@ class TrialConfig:
     method: str = "ft"
     gta_lambda: float = 0.0
     gta_layers: list[int] = field(default_factory=list)  # empty = every layer
+    apr_lambda: float = 0.0
+    entropy_floor_lambda: float = 0.0
+    entropy_floor_ratio: float = 0.7
+    box_lambda: float = 0.0
+    box_target: str = "hard"
+    box_loss: str = "bce"
     lr: float = 1e-3
     seed: int = 0
     epochs: int = 4
@@ -49,6 +56,11 @@ class TrialConfig:
     lora_r: int = 8
     lora_alpha: float = 16.0
     lora_targets: list[str] = field(default_factory=lambda: ["q", "v"])
+    lora_train_projection: bool = False  # also train the visual projection (the frozen-projection arm is False)
+    tune_last: int = 1
+    dwconv_layers: list[int] = field(default_factory=list)  # empty = every layer
+    dwconv_kernel: int = 3
+    vera_r: int = 256
     adapter_dim: int = 16
     adapter_sites: list[str] = field(default_factory=lambda: ["attn", "mlp"])
     lp_epochs: int = 1
@@ -131,6 +143,12 @@ def _coerce(key: str, type_name: str, value: Any) -> Any:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise TypeError
             return int(value)
+        if type_name == "bool":
+            if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+                return _BOOLEANS[value.strip().lower()]
+            if isinstance(value, bool) or value in (0, 1):
+                return bool(value)
+            raise TypeError
         if type_name == "str":
             if not isinstance(value, str):
                 raise TypeError
@@ -148,7 +166,7 @@ def _coerce(key: str, type_name: str, value: Any) -> Any:
         pass
     else:
         return value
-    kind = {"float": "a finite number", "int": "an integer", "str": "a string",
+    kind = {"float": "a finite number", "int": "an integer", "str": "a string", "bool": "true or false",
             "list[float]": "a comma-separated list of numbers"}.get(type_name, "a comma-separated list")
     if optional:
         kind += " or none"

@@ -6,14 +6,17 @@
 Definition. W ranges over the image tower (`vision_model`) and its projection
 (`visual_projection`), all parameters flattened into one vector; ‖·‖_F is the Frobenius
 (Euclidean) norm of that vector; W₀ is the pretrained value.
-- LoRA counts through its effective weights: a wrapped linear contributes W₀ + scale·B·A
-  (peft's `get_delta_weight`), so a LoRA model drifts exactly as much as its merged copy.
-- Adapters count through the parameters they add, whose pretrained value is taken as 0:
+- peft methods (LoRA, DoRA, VeRA, (IA)³, LayerNorm tuning) count through their effective
+  weights: a wrapped layer contributes the weights peft's own `merge()` writes into a copy of it
+  (W₀ + scale·B·A for LoRA), so a peft model drifts exactly as much as its merged copy.
+- Adapters and depth-wise shortcuts count through the parameters they add, whose pretrained value is taken as 0:
   they enter the numerator only.
 - The head and the text tower are not part of W (the text tower is frozen in every method).
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
@@ -36,15 +39,25 @@ def lora_parameter_ids(layers: list[nn.Module]) -> set[int]:
             for p in (*m.lora_A[a].parameters(), *m.lora_B[a].parameters())}
 
 
-def _lora_deltas(parts: list[nn.Module]) -> tuple[dict[int, torch.Tensor], set[int]]:
-    """{id(base weight): scale·B·A summed over active adapters} and the ids of LoRA's own A/B parameters."""
-    layers = lora_layers(parts)
-    deltas = {}
-    for module in layers:
-        active = [a for a in module.active_adapters if a in module.lora_A]
-        if active and not getattr(module, "merged", False):
-            deltas[id(module.base_layer.weight)] = sum(module.get_delta_weight(a) for a in active)
-    return deltas, lora_parameter_ids(layers)
+def _peft_effective(parts: list[nn.Module]) -> tuple[dict[int, torch.Tensor], set[int]]:
+    """{id(base parameter): its merged value} for every peft-wrapped layer, and the ids of peft's own parameters.
+
+    Each wrapped layer is copied and merged by peft (`merge()`), so whatever the method (additive,
+    multiplicative or a swapped-in copy) the effective weights are peft's, not a formula of ours."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    effective, peft_params = {}, set()
+    for part in parts:
+        for module in part.modules():
+            if not isinstance(module, BaseTunerLayer) or getattr(module, "merged", False):
+                continue
+            base = module.get_base_layer()
+            peft_params.update(id(p) for p in module.parameters())
+            merged = copy.deepcopy(module)
+            merged.merge()
+            merged_params = dict(merged.get_base_layer().named_parameters())
+            effective.update({id(p): merged_params[name].detach() for name, p in base.named_parameters()})
+    return effective, peft_params
 
 
 class WeightDrift:
@@ -58,18 +71,17 @@ class WeightDrift:
     @torch.no_grad()
     def __call__(self, model: nn.Module) -> float:
         parts = tower(model.clip_model())
-        deltas, lora_params = _lora_deltas(parts)
+        effective, peft_params = _peft_effective(parts)
         total = torch.zeros((), dtype=torch.float64)
         seen = set()
         for part in parts:
             for p in part.parameters():
-                if id(p) in seen or id(p) in lora_params:
+                if id(p) in seen or (id(p) in peft_params and id(p) not in effective):
                     continue
                 seen.add(id(p))
                 w0 = self.pretrained.get(id(p))
+                value = effective.get(id(p), p).detach()
                 # Parameters the pretrained model did not have (adapters) start from 0.
-                diff = p.detach() if w0 is None else p.detach() - w0.to(p.device)
-                if id(p) in deltas:
-                    diff = diff + deltas[id(p)].to(diff.dtype)
+                diff = value if w0 is None else value - w0.to(value.device)
                 total += diff.double().pow(2).sum().cpu()
         return float(total.sqrt()) / self.norm if self.norm > 0 else 0.0

@@ -67,7 +67,7 @@ ATTENTION_METRICS: dict[str, AttentionMetric] = {
     "rollout_entropy": AttentionMetric(lambda v: M.entropy(M.rollout(v.layers)), per_layer=False),
 }
 ALWAYS_REPORTED = frozenset({keys.VAL_ACC, keys.TEST_ACC, keys.TRAIN_LOSS, keys.cka(), keys.TRAIN_S,
-                             keys.WEIGHT_DRIFT, keys.EMBEDDING_DRIFT})
+                             keys.WEIGHT_DRIFT, keys.EMBEDDING_DRIFT, keys.TRAINABLE, keys.TRAINABLE_PCT})
 
 
 def reported_metric(name: str, config) -> bool:

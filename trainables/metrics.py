@@ -171,17 +171,23 @@ def embedding_drift(before: torch.Tensor, after: torch.Tensor) -> float:
     return float(1.0 - cos.mean())
 
 
-def box_patch_mask(boxes: torch.Tensor, grid: tuple[int, int], patch_size: float) -> torch.Tensor:
-    """m_bn = [patch n's pixel square ∩ box_b has positive area]: boxes [B, 4] (x0, y0, x1, y1),
-    x1/y1 exclusive -> bool [B, rows·cols], row-major.
+def box_patch_overlap(boxes: torch.Tensor, grid: tuple[int, int], patch_size: float) -> torch.Tensor:
+    """c_bn = area(patch n's pixel square ∩ box_b) / patch_size²: boxes [B, 4] (x0, y0, x1, y1),
+    x1/y1 exclusive -> float64 [B, rows·cols] in [0, 1], row-major.
     """
     lo = _patch_centres(grid, patch_size, boxes.device) - 0.5 * patch_size  # [N, 2] (x, y)
     hi = lo + patch_size
     b = boxes.to(torch.float64)[:, None, :]  # [B, 1, 4]
-    # Strict inequalities: touching an edge (zero-area overlap) does not count.
     ox = torch.minimum(b[..., 2], hi[:, 0]) - torch.maximum(b[..., 0], lo[:, 0])
     oy = torch.minimum(b[..., 3], hi[:, 1]) - torch.maximum(b[..., 1], lo[:, 1])
-    return (ox > 0) & (oy > 0)
+    return ox.clamp(min=0) * oy.clamp(min=0) / patch_size ** 2
+
+
+def box_patch_mask(boxes: torch.Tensor, grid: tuple[int, int], patch_size: float) -> torch.Tensor:
+    """m_bn = [patch n's pixel square ∩ box_b has positive area] (box_patch_overlap > 0): boxes [B, 4]
+    (x0, y0, x1, y1), x1/y1 exclusive -> bool [B, rows·cols], row-major. Touching an edge does not count.
+    """
+    return box_patch_overlap(boxes, grid, patch_size) > 0
 
 
 def box_alignment(p: torch.Tensor, boxes: torch.Tensor, grid: tuple[int, int],

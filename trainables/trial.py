@@ -26,7 +26,7 @@ from trainables.data import load_task
 from trainables.errors import ConfigError
 from trainables.evaluate import Evaluator
 from trainables.methods import Phase, build_phases
-from trainables.models import ImageClassifier, load_clip, text_classifier
+from trainables.models import ImageClassifier, image_tower_parameters, load_clip, text_classifier
 from trainables.selection import BestEpoch
 from trainables.stop_rule import STATUS as STOPPED_DRIFT
 from trainables.stop_rule import StopRule
@@ -57,6 +57,13 @@ def _cached_clip(model: str):
     return load_clip(model)
 
 
+def trainable_sizes(phases: list[Phase], full: int) -> dict[str, float]:
+    """params/trainable: the parameters any phase trains; params/trainable_pct: that as a % of `full`, the
+    count full fine-tuning trains (pretrained image tower, its projection and the head), so `ft` reads 100."""
+    count = sum({id(p): p.numel() for phase in phases for p in phase.params}.values())
+    return {keys.TRAINABLE: float(count), keys.TRAINABLE_PCT: 100.0 * count / full}
+
+
 class Trial:
     """Everything a trial holds; `run` is the loop."""
 
@@ -80,9 +87,11 @@ class Trial:
         self.evaluator = Evaluator(self.task, config, loaded, self.mean, self.std, self.device)
         # Drift and retention compare against the pretrained model: measured before a method wraps it.
         self.evaluator.measure_baseline(self.model)
-        self.phases: list[Phase] = build_phases(self.model, config)
+        full = sum(p.numel() for p in [*image_tower_parameters(clip), *self.model.head.parameters()])
+        self.phases: list[Phase] = build_phases(self.model, config, has_boxes=self.task.train.boxes is not None)
         self.model.to(self.device)  # again: LoRA / adapter modules are created on the CPU
         self._names = {id(p): n for n, p in self.model.named_parameters()}
+        self.sizes = trainable_sizes(self.phases, full)
         self.best = BestEpoch()
         self.stop = StopRule.from_config(config)
         self.wise_rows: list[dict[str, float]] = []  # the WiSE-FT sweep of the selected model, when asked
@@ -115,11 +124,11 @@ class Trial:
         steps = phase.epochs * math.ceil(len(self.task.train) / self.config.batch_size)
         return optimizer, warmup_cosine(optimizer, int(self.config.warmup_frac * steps), steps)
 
-    def step(self, phase: Phase, optimizer, scheduler, x: torch.Tensor,
-             labels: torch.Tensor) -> dict[str, torch.Tensor] | None:
+    def step(self, phase: Phase, optimizer, scheduler, x: torch.Tensor, labels: torch.Tensor,
+             boxes: torch.Tensor | None = None) -> dict[str, torch.Tensor] | None:
         """One optimiser step; returns detached logs, or None when the loss is not finite."""
         with self._autocast():
-            loss, logs = phase.loss(self.model, x, labels)
+            loss, logs = phase.loss(self.model, x, labels, boxes=boxes)
         if not torch.isfinite(loss):
             return None
         optimizer.zero_grad(set_to_none=True)
@@ -137,7 +146,8 @@ class Trial:
         generator = torch.Generator().manual_seed(epoch_seed)
         totals: dict[str, torch.Tensor] = {}
         batches = 0
-        for pixels, labels, _ in self.task.train.batches(cfg.batch_size, shuffle_seed=epoch_seed):
+        boxes = self.task.train.boxes
+        for pixels, labels, index in self.task.train.batches(cfg.batch_size, shuffle_seed=epoch_seed):
             if self.device.type == "cuda":
                 # Splits are preprocessed once and held as uint8 in memory: a pinned batch copies to the GPU
                 # asynchronously and normalisation + augmentation run there, so no DataLoader workers are needed.
@@ -145,7 +155,8 @@ class Trial:
             x = normalise(pixels.to(self.device, non_blocking=True), self.mean, self.std)
             if self.task.augment:
                 x = augment(x, generator)
-            logs = self.step(phase, optimizer, scheduler, x, labels.to(self.device))
+            logs = self.step(phase, optimizer, scheduler, x, labels.to(self.device),
+                             None if boxes is None else boxes[index].to(self.device))
             if logs is None:
                 return {keys.TRAIN_LOSS: float("nan")}
             for key, value in logs.items():
@@ -156,11 +167,14 @@ class Trial:
 
     # ---- checkpoints ----------------------------------------------------------------------
     def trained(self, added_only: bool = False) -> dict[str, torch.Tensor]:
-        """Every parameter a phase trains, by name (CPU copies); with added_only, only those the
-        pretrained checkpoint does not hold (head, LoRA, adapters): the small trained parts."""
-        params = list({id(p): p for phase in self.phases for p in phase.params}.values())
+        """Every parameter a phase trains, by name (CPU copies); with added_only, only the small trained parts:
+        each phase's `parts`, by default those the pretrained checkpoint does not hold (head, LoRA, adapters)."""
         if added_only:
-            params = self.model.added_parameters(params)
+            params = [p for phase in self.phases
+                      for p in (phase.parts if phase.parts is not None else self.model.added_parameters(phase.params))]
+        else:
+            params = [p for phase in self.phases for p in phase.params]
+        params = list({id(p): p for p in params}.values())
         return {self._names[id(p)]: p.detach().cpu().contiguous() for p in params}
 
     def _save(self, directory: Path, phase_index: int, epoch: int, optimizer, scheduler) -> None:
@@ -202,7 +216,8 @@ class Trial:
             state = self._load(Path(checkpoint_dir))
             done_epochs = state["epoch"]
         else:
-            metrics = {"epoch": 0, "status": "running", **self.evaluator.run(self.model, 0, tower_moved=False)}
+            metrics = {"epoch": 0, "status": "running", **self.sizes,
+                       **self.evaluator.run(self.model, 0, tower_moved=False)}
             report(metrics, None)
         epoch_offset, last = 0, {}
         for index, phase in enumerate(self.phases):
@@ -223,7 +238,7 @@ class Trial:
                     report(last, None)
                     return last
                 moved = any(p.tunes_tower for p in self.phases[:index + 1])
-                last = {"epoch": epoch, "status": "running", "phase": phase.name, **train,
+                last = {"epoch": epoch, "status": "running", "phase": phase.name, **train, **self.sizes,
                         keys.TRAIN_S: train_s, **self.evaluator.run(self.model, epoch, tower_moved=moved)}
                 is_best = self.best.offer(epoch, last, self.trained)
                 stopped = self.stop is not None and self.stop.observe(last)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from trainables.errors import ConfigError, require
-from trainables.methods.regularise import Penalty, StepAttention
+from trainables.methods.regularise import Penalty, Setup, StepAttention
 
 OPTIONS = ("gta_lambda", "gta_layers")
 
@@ -22,8 +22,9 @@ def check(config) -> None:
     require("gta_layers", all(i >= 0 for i in config.gta_layers), "layer indices >= 0 (empty = all layers)")
 
 
-def penalty(config, num_layers: int) -> Penalty:
+def penalty(config, setup: Setup) -> Penalty:
     """λ · mean ‖z_src − z_tgt‖² over `gta_layers` (empty = every layer of the tower)."""
+    num_layers = setup.num_layers
     layers = sorted(set(config.gta_layers)) or None
     bad = [i for i in layers or [] if i >= num_layers]
     if bad:

@@ -1,19 +1,18 @@
-"""LoRA through peft, on the image tower only, plus the head.
+"""LoRA (Hu et al. 2022) through peft, on the image tower only, plus the head.
 
-The target regex names image-tower modules explicitly: peft's plain ["q_proj", "v_proj"]
-would also adapt the text tower, and the frozen text tower is what zero-shot reads.
-peft initialises B = 0, so the wrapped model starts exactly as the pretrained one.
+peft initialises B = 0, so the wrapped model starts exactly as the pretrained one. By default
+the visual projection stays frozen (the "frozen projection" arm); `lora_train_projection: true`
+also trains it, as full-weight parameters beside the low-rank deltas.
 """
 
 from __future__ import annotations
 
 from trainables.errors import one_of, require
+from trainables.methods.peft_tower import LINEARS, linears_regex, wrap
 from trainables.methods.phase import Phase
 
-# Accepted `lora_targets` and the image-tower linears they name.
-MODULES = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
-           "out": "self_attn.out_proj", "fc1": "mlp.fc1", "fc2": "mlp.fc2"}
-OPTIONS = ("lora_r", "lora_alpha", "lora_targets")
+MODULES = LINEARS  # accepted `lora_targets`
+OPTIONS = ("lora_r", "lora_alpha", "lora_targets", "lora_train_projection")
 
 
 def check(config) -> None:
@@ -25,16 +24,21 @@ def check(config) -> None:
 
 def target_regex(targets: list[str]) -> str:
     """peft target_modules regex (full match) for the chosen image-tower linears."""
-    names = "|".join(MODULES[t].replace(".", r"\.") for t in targets)
-    return rf".*vision_model\.encoder\.layers\.\d+\.({names})"
+    return linears_regex(targets)
+
+
+def lora_phase(model, config, name: str, use_dora: bool = False) -> list[Phase]:
+    """LoRA (or DoRA) on `lora_targets` with `lora_r`/`lora_alpha`; the projection too if asked."""
+    from peft import LoraConfig
+
+    lora_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, use_dora=use_dora,
+                             target_modules=target_regex(config.lora_targets), bias="none")
+    params = wrap(model, lora_config)
+    if config.lora_train_projection:
+        params += list(model.clip_model().visual_projection.parameters())
+    params += list(model.head.parameters())
+    return [Phase(name, params, config.lr, config.epochs, tunes_tower=True, parts=params)]
 
 
 def prepare(model, config) -> list[Phase]:
-    from peft import LoraConfig, get_peft_model
-
-    lora_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-                             target_modules=target_regex(config.lora_targets), bias="none")
-    model.clip = get_peft_model(model.clip, lora_config)
-    # peft's own list of what it added, not a match on parameter names.
-    params = [p for p in model.clip.parameters() if p.requires_grad] + list(model.head.parameters())
-    return [Phase("lora", params, config.lr, config.epochs, tunes_tower=True)]
+    return lora_phase(model, config, "lora")

@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+# loss(model, pixels, labels, boxes=None) -> (loss, extra logs); boxes [B, 4] when the data has them.
+LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
-def cross_entropy(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor):
-    """The task loss: cross-entropy of the classifier's logits. Returns (loss, extra logs)."""
+def cross_entropy(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor | None = None):
+    """The task loss: cross-entropy of the classifier's logits (boxes unused). Returns (loss, extra logs)."""
     return F.cross_entropy(model(pixels), labels), {}
 
 
@@ -27,3 +28,6 @@ class Phase:
     epochs: int
     tunes_tower: bool  # whether image-tower weights (or adapters inside it) change in this phase
     loss: LossFn = field(default=cross_entropy)
+    # The trained parameters exported as the trial's small trained parts; None = those the pretrained
+    # checkpoint does not hold (head, LoRA, adapters). Methods that train a few pretrained tensors name them.
+    parts: list[nn.Parameter] | None = None

@@ -3,12 +3,15 @@
 `regularised(loss, penalties, source)` wraps a phase's loss: the task forward runs inside one
 `AttentionCapture` of the tuned model, then each penalty reads a `StepAttention` (the tuned
 tower's [CLS] logits from that forward, the source tower's from one extra no-grad forward,
-made on first use) and adds its term, logged as `train/<name>_penalty`.
+made on first use, and the batch's object boxes) and adds its term, logged as
+`train/<name>_penalty`. A penalty is built once per trial by its module's
+`penalty(config, setup)`, where `setup` (`Setup`) says what the tower and the data look like.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -17,6 +20,16 @@ from torch import nn
 from trainables import keys
 from trainables.attention import AttentionCapture
 from trainables.methods.phase import LossFn
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a regulariser may need to know before training: the tower's shape and whether the data has boxes."""
+
+    num_layers: int
+    grid: tuple[int, int]  # patch rows, columns
+    patch_size: int  # pixels per patch side
+    has_boxes: bool
 
 
 class SourceTower(nn.Module):
@@ -28,11 +41,12 @@ class SourceTower(nn.Module):
 
 
 class StepAttention:
-    """One training step's [CLS]->patch logits, [L, B, H, N] over the chosen layers (None = all)."""
+    """One training step's [CLS]->patch logits, [L, B, H, N] over the chosen layers (None = all), and its boxes."""
 
-    def __init__(self, tuned: AttentionCapture, source: SourceTower, source_capture: AttentionCapture,
-                 pixels: torch.Tensor):
+    def __init__(self, tuned: AttentionCapture, source: SourceTower | None, source_capture: AttentionCapture | None,
+                 pixels: torch.Tensor, boxes: torch.Tensor | None = None):
         self._tuned, self._source, self._source_capture, self._pixels = tuned, source, source_capture, pixels
+        self.boxes = boxes  # [B, 4] (x0, y0, x1, y1) in pixels, or None
         self._source_ran = False
 
     def tuned(self, layers: list[int] | None = None) -> torch.Tensor:
@@ -52,18 +66,19 @@ class StepAttention:
 Penalty = Callable[[StepAttention], torch.Tensor]
 
 
-def regularised(loss: LossFn, penalties: dict[str, Penalty], source: SourceTower) -> LossFn:
-    """`loss` plus every penalty, each logged under `train/<name>_penalty`."""
+def regularised(loss: LossFn, penalties: dict[str, Penalty], source: SourceTower | None) -> LossFn:
+    """`loss` plus every penalty, each logged under `train/<name>_penalty`. `source` may be None when no
+    penalty reads the pretrained tower."""
     captures: dict[int, AttentionCapture] = {}
-    source_capture = AttentionCapture(source)
+    source_capture = None if source is None else AttentionCapture(source)
 
-    def total(model, pixels, labels):
+    def total(model, pixels, labels, boxes=None):
         capture = captures.get(id(model))
         if capture is None:  # hooks are registered per forward; the capture object is built once per model
             capture = captures[id(model)] = AttentionCapture(model)
         with capture:
-            value, logs = loss(model, pixels, labels)
-        step = StepAttention(capture, source, source_capture, pixels)
+            value, logs = loss(model, pixels, labels, boxes=boxes)
+        step = StepAttention(capture, source, source_capture, pixels, boxes)
         logs = dict(logs)
         for name, penalty in penalties.items():
             term = penalty(step)

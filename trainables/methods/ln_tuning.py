@@ -1,0 +1,20 @@
+"""LayerNorm tuning (Zhao et al. 2024, "Tuning LayerNorm in Attention") through peft, on the image tower, plus the head.
+
+Only the affine parameters (γ, β) of the image tower's LayerNorms train: both of every layer,
+the pre-encoder and the post-encoder one. peft's `LNTuningConfig` trains a copy of each, which
+starts equal to the pretrained LayerNorm.
+"""
+
+from __future__ import annotations
+
+from trainables.methods.peft_tower import wrap
+from trainables.methods.phase import Phase
+
+TOWER_NORMS = r".*vision_model\.(encoder\.layers\.\d+\.layer_norm[12]|pre_layrnorm|post_layernorm)"
+
+
+def prepare(model, config) -> list[Phase]:
+    from peft import LNTuningConfig
+
+    params = wrap(model, LNTuningConfig(target_modules=TOWER_NORMS)) + list(model.head.parameters())
+    return [Phase("ln_tuning", params, config.lr, config.epochs, tunes_tower=True, parts=params)]
