@@ -118,6 +118,22 @@ def _histories(client, rows: list[dict]) -> None:
             row.update({keys.at_epoch(key, m.step): m.value for m in history})
 
 
+def _wise_points(client, rows: list[dict]) -> None:
+    """Adds `alpha<k>_<key>` values (in place) from each WiSE-FT swept run's `wise/<key>` history, for the
+    accuracies and the zero-shot keys (what the α-frontier is drawn in)."""
+    jobs = [(r, name) for r in rows for name in r if (key := keys.unwise(name)) is not None
+            and (key in (keys.TEST_ACC, keys.VAL_ACC) or (parsed := keys.parse(key)) is not None
+                 and parsed.kind == "zeroshot")]
+
+    def fetch(job: tuple[dict, str]) -> tuple[dict, str, list]:
+        row, name = job
+        return row, name, client.get_metric_history(row["run_id"], name)
+
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+        for row, name, history in pool.map(fetch, jobs):
+            row.update({keys.at_alpha(keys.unwise(name), m.step): m.value for m in history})
+
+
 def table_from_mlflow(tracking_uri: str, experiment: str, parent_run_id: str | None = None,
                       metrics: list[str] | None = None, history: bool = False) -> pd.DataFrame:
     """Tidy table of the trial runs under `parent_run_id` (default: the latest sweep run);
@@ -134,6 +150,7 @@ def table_from_mlflow(tracking_uri: str, experiment: str, parent_run_id: str | N
         raise AnalysisInputError(f"--parent-run: run {parent_run_id} has no child runs tagged {KIND_TAG} = trial")
     if history:
         _histories(client, rows)
+    _wise_points(client, rows)
     return tidy(pd.DataFrame(rows), metrics)
 
 

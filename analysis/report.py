@@ -25,7 +25,8 @@ from trainables.keys import is_retention
 
 _MAX_LISTED = 20  # tests listed per group; the rest are in tests.csv
 TITLES = {"predictors": "Predictors of the target", "early_warning": "Early warning",
-          "selection": "Selection utility", "polarity": "Polarity"}
+          "selection": "Selection utility", "polarity": "Polarity", "stop_rule": "Drift stop rule",
+          "wise_frontier": "WiSE-FT α-frontier"}
 HEADLINE = (keys.VAL_ACC, keys.TEST_ACC, keys.attn_delta("entropy"), keys.attn_delta("mass95"), keys.cka(),
             keys.WEIGHT_DRIFT, keys.EMBEDDING_DRIFT)
 

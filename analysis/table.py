@@ -39,6 +39,11 @@ def is_history(column: str) -> bool:
     return keys.split_epoch(str(column)) is not None
 
 
+def is_per_alpha(column: str) -> bool:
+    """A WiSE-FT value at one α (`alpha50_test/acc`), or the latest of a `wise/` metric: not a trial metric."""
+    return keys.split_alpha(str(column)) is not None or keys.unwise(str(column)) is not None
+
+
 def history_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if is_history(c)]
 
@@ -52,7 +57,7 @@ def history_epochs(table: pd.DataFrame) -> list[int]:
 def metric_columns(table: pd.DataFrame) -> list[str]:
     """Numeric columns that are neither parameters, metadata nor per-epoch values, in table order."""
     skip = set(PARAMETER_COLUMNS) | set(METADATA_COLUMNS)
-    return [c for c in table.columns if c not in skip and not is_history(c)
+    return [c for c in table.columns if c not in skip and not is_history(c) and not is_per_alpha(c)
             and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
 
 

@@ -15,7 +15,7 @@ import time
 
 TARGETS = {"step_ratio": 1.05, "eval_ratio": 1.15, "gta_ratio": 1.4, "tune_ratio": 1.15, "lora_mem_ratio": 0.8,
            "demo_seconds": 300.0}
-ALL = ("step", "eval", "gta", "memory", "tune", "demo")
+ALL = ("step", "eval", "gta", "memory", "tune", "demo", "wise")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks: --only: {unknown[0]!r} is not one of {', '.join(ALL)}", file=sys.stderr)
         return 2
 
-    from benchmarks import compute, memory, sweep
+    from benchmarks import compute, memory, sweep, wise
     from benchmarks.common import fixed_threads, save_random_clip
 
     fixed_threads(2)
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: memory.lora_mem_ratio(model_dir, mem_batch),
         "tune": lambda: sweep.tune_ratio(args.smoke),
         "demo": lambda: sweep.demo_seconds(args.smoke),
+        "wise": lambda: wise.wise_cost(args.smoke),
     }
     for name in chosen:
         started = time.time()

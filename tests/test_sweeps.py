@@ -82,12 +82,15 @@ def env(tmp_path):
 def test_local_sweep_retries_a_crash_marks_divergence_and_tracks_every_trial(tmp_path, env, mlflow_uri):
     # `python -m tests.faults` is `driftlab run` with the trainable wrapped: one trial crashes once after
     # its first epoch, one trial's loss turns NaN (see tests/faults.py).
+    # Also: ft sweeps WiSE-FT at its end; LoRA carries a drift stop rule that fires at epoch 1 (its
+    # embedding drift is >= 0 > -1).
     spec = write_spec(tmp_path / "faults.yaml", "faults", [
-        {"method": "ft"}, {"method": "lora"}, {"method": "ft", "seed": CRASH_SEED}, {"method": "ft", "seed": NAN_SEED}])
+        {"method": "ft", "wise_alphas": [0, 1]}, {"method": "lora", "stop_metric": "drift/embedding", "stop_above": -1},
+        {"method": "ft", "seed": CRASH_SEED}, {"method": "ft", "seed": NAN_SEED}])
     proc = subprocess.run([sys.executable, "-m", "tests.faults", "run", spec, "--tracking-uri", mlflow_uri,
                            "--num-cpus", "2"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "4 completed" not in proc.stderr and "3 completed" in proc.stderr and "1 diverged" in proc.stderr
+    assert "2 completed" in proc.stderr and "1 stopped_drift" in proc.stderr and "1 diverged" in proc.stderr
     assert "Configuration for experiment" not in proc.stdout + proc.stderr and "tensorboard" not in proc.stdout
     from mlflow import MlflowClient
     experiment = MlflowClient(mlflow_uri).get_experiment_by_name("faults")
@@ -98,13 +101,19 @@ def test_local_sweep_retries_a_crash_marks_divergence_and_tracks_every_trial(tmp
     assert len(runs) == 4 and len({r.data.tags["driftlab.trial_id"] for r in runs}) == 4
     assert all(r.info.status == "FINISHED" for r in runs)
     by_seed = {int(r.data.params["seed"]): r for r in runs if r.data.params["method"] == "ft"}
-    crashed, diverged = by_seed[CRASH_SEED], by_seed[NAN_SEED]
+    crashed, diverged, swept = by_seed[CRASH_SEED], by_seed[NAN_SEED], by_seed[0]
     assert crashed.data.tags["driftlab.status"] == "completed" and crashed.data.tags["driftlab.attempts"] == "2"
     assert diverged.data.tags["driftlab.status"] == "diverged"
+    stopped = next(r for r in runs if r.data.params["method"] == "lora")
+    assert stopped.data.tags["driftlab.status"] == "stopped_drift"
+    assert stopped.data.metrics["stop/epoch"] == 1 and stopped.data.metrics["best/epoch"] == 1
+    assert history(mlflow_uri, swept.info.run_id, "wise/test/acc") == [0, 100]
+    assert {"wise_frontier.csv", "wise_frontier.png", "trained_tower.safetensors"} <= {
+        a.path for a in MlflowClient(mlflow_uri).list_artifacts(swept.info.run_id)}
     for run in runs:
         if run is diverged:
             continue
-        assert history(mlflow_uri, run.info.run_id, "val/acc") == [0, 1, 2]
+        assert history(mlflow_uri, run.info.run_id, "val/acc") == ([0, 1] if run is stopped else [0, 1, 2])
         assert "zeroshot/embedded_colour/retention" in run.data.metrics
         names = {a.path for a in MlflowClient(mlflow_uri).list_artifacts(run.info.run_id)}
         assert {"attention_heatmaps.png", "entropy_by_layer.png", "layer_metrics.csv",
@@ -126,6 +135,16 @@ def test_local_sweep_retries_a_crash_marks_divergence_and_tracks_every_trial(tmp
     analysis_runs = client.search_runs([exp.experiment_id], filter_string="tags.`driftlab.kind` = 'analysis'")
     assert len(analysis_runs) == 1
     assert "report.md" in {a.path for a in client.list_artifacts(analysis_runs[0].info.run_id)}
+
+    # WiSE-FT on the finished, drift-stopped LoRA run from its saved parts: α = 0 is the pretrained
+    # model's zero-shot accuracy (its epoch 0), α = 1 the selected model's test accuracy.
+    from orchestrator.cli import main as driftlab
+
+    run_id = stopped.info.run_id
+    assert driftlab(["wise", run_id, "--alphas", "0,1", "--tracking-uri", mlflow_uri]) == 0
+    metric = lambda key: {int(m.step): m.value for m in client.get_metric_history(run_id, key)}
+    assert metric("wise/zeroshot/embedded_colour/acc")[0] == metric("zeroshot/embedded_colour/acc")[0]
+    assert metric("wise/test/acc")[100] == stopped.data.metrics["best/test/acc"]
 
 
 def test_local_store_is_started_and_stopped_and_a_finished_sweep_is_not_rerun(tmp_path, env):

@@ -261,6 +261,20 @@ def split_epoch(name: str, template: str = EPOCH_TEMPLATE) -> tuple[int, str] | 
     return None if m is None else (int(m["epoch"]), m["key"])
 
 
+# A key's WiSE-FT value at step k = round(100·α) in a one-row-per-trial table: `alpha50_test/acc`.
+ALPHA_TEMPLATE = "alpha{k}_"
+
+
+def at_alpha(key: str, step: int) -> str:
+    """The column holding `key` measured on θ(α), α = step / 100."""
+    return at_epoch(key, step, ALPHA_TEMPLATE)
+
+
+def split_alpha(name: str) -> tuple[int, str] | None:
+    """(step, key) of a WiSE-FT column name, or None for any other name."""
+    return split_epoch(name, ALPHA_TEMPLATE)
+
+
 def drift_direction(key: str) -> int | None:
     """How a key reads as distance from the pretrained model.
 

@@ -15,9 +15,11 @@ from analysis.families.paired import PAIRED, UNPAIRED
 from analysis.families.polarity import POLARITY
 from analysis.families.predictors import PREDICTORS
 from analysis.families.selection import SELECTION
+from analysis.families.stop_rule import STOP_RULE
+from analysis.families.wise_frontier import WISE_FRONTIER
 
 REGISTRY: dict[str, Family] = {family.name: family for family in (
-    PAIRED, DOSE, ASSOCIATION, UNPAIRED, PREDICTORS, EARLY_WARNING, SELECTION, POLARITY)}
+    PAIRED, DOSE, ASSOCIATION, UNPAIRED, PREDICTORS, EARLY_WARNING, SELECTION, POLARITY, STOP_RULE, WISE_FRONTIER)}
 FAMILIES: tuple[str, ...] = tuple(REGISTRY)
 
 __all__ = ["FAMILIES", "REGISTRY", "TEST_COLUMNS", "Family", "Inputs", "Output"]
