@@ -91,7 +91,7 @@ def stratify(table: pd.DataFrame, spans: Iterable[str]) -> Iterator[tuple[str, p
         return
     # Group on the values' text so a missing value is a value of its own.
     keyed = rows[factors].astype(str)
-    for _, group in keyed.groupby(factors, sort=True):
+    for _, group in keyed.groupby(factors, sort=True, dropna=False):  # pandas 3 keeps NaN through astype(str)
         index = group.index
         yield stratum_label(factors, tuple(rows.loc[index[0], f] for f in factors)), rows.loc[index]
 
@@ -101,4 +101,4 @@ def cell_ids(rows: pd.DataFrame) -> np.ndarray:
     keys = varying_parameters(rows, exclude=(SEED,))
     if not keys:  # nothing tells the trials apart but the seed: each is a cell of its own
         return np.arange(len(rows))
-    return rows[keys].astype(str).groupby(keys, sort=True).ngroup().to_numpy()
+    return rows[keys].astype(str).groupby(keys, sort=True, dropna=False).ngroup().to_numpy()

@@ -59,3 +59,12 @@ def test_wise_frontier_counts_the_front_points_interpolation_dominates(tmp_path)
     assert summary.loc["ft", "dominated"] == 1 and summary.loc["lora", "dominated"] == 1
     assert (tmp_path / "wise_frontier.png").stat().st_size > 1000
     assert "Weight interpolation dominates the sweep's own trade-off" in (tmp_path / "report.md").read_text()
+
+
+def test_a_missing_value_is_a_stratum_of_its_own():
+    # pandas 3 keeps NaN through astype(str): trials without a stop threshold must not vanish from strata.
+    from analysis.strata import stratify
+
+    table = stop_table()
+    strata = dict(stratify(table, ("arm", "lr", "seed")))
+    assert sum(len(rows) for rows in strata.values()) == len(table) == 6 and len(strata) == 2

@@ -16,10 +16,11 @@ import pandas as pd
 from analysis.families.common import Family, Inputs, Output, row
 from analysis.figures import panel_title, panels, save
 from analysis.markdown import capital, markdown_table, where
+from analysis.families.stop_rule import STOP_KEYS
 from analysis.strata import ARM, LR, SEED, stratify
 from trainables import keys
 
-SPANS = (ARM, LR, SEED)
+SPANS = (ARM, LR, SEED, *STOP_KEYS)  # one front per dataset: the stop arms are trade-off points too
 ALL = "all arms"
 
 
