@@ -33,7 +33,7 @@ def _probe(method: str, model_dir: str, batch: int) -> float:
     from trainables import trial as trial_module
 
     torch.set_num_threads(2)
-    trial, phase, optimizer, scheduler, x, y = build(model_dir, batch, method=method, data_fraction=0.1)
+    trial, phase, optimizer, scheduler, x, y, _ = build(model_dir, batch, method=method, data_fraction=0.1)
     # The pristine copy a Ray worker caches for its next trial lives in host memory, never on the
     # accelerator: drop it, and measure only the peak from here on (what a GPU's allocator would see).
     trial_module._cached_clip.cache_clear()

@@ -40,7 +40,8 @@ def faulty_trainable(config: dict, sweep) -> None:
     def nan_phases(model, cfg, **kwargs):
         phases = real_build(model, cfg, **kwargs)
         for phase in phases:
-            phase.loss = lambda m, x, y, boxes=None, loss=phase.loss: (loss(m, x, y, boxes=boxes)[0] * math.nan, {})
+            phase.loss = lambda m, x, y, boxes=None, ids=None, loss=phase.loss: (
+                loss(m, x, y, boxes=boxes, ids=ids)[0] * math.nan, {})
         return phases
 
     with ExitStack() as patches:

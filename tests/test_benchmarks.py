@@ -18,11 +18,11 @@ def test_benchmarks_smoke_reports_every_figure(tmp_path):
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     figures = json.loads(out.stdout)
-    for key in ("step_ratio", "eval_ratio", "gta_ratio", "wise_alpha_over_eval"):
+    for key in ("step_ratio", "eval_ratio", "gta_ratio", "gta_cached_ratio", "wise_alpha_over_eval"):
         assert 0 < figures[key]["min"] <= figures[key]["median"] <= figures[key]["max"]
     assert 0 < figures["lora_mem_ratio"] < 2
     assert figures["tune_ratio"] > 0.5 and figures["tune_overhead_s_per_trial"] < 60
-    for key in ("ft_images_per_s", "lora_images_per_s", "gta_images_per_s"):
+    for key in ("ft_images_per_s", "lora_images_per_s", "gta_images_per_s", "gta_cached_images_per_s"):
         assert figures[key] > 0
 
 

@@ -54,8 +54,8 @@ def test_non_finite_loss_ends_the_trial_as_diverged(tiny_clip_dir):
     trial = Trial(TrialConfig.from_dict(dict(model=tiny_clip_dir, epochs=3, probe_size=16, zeroshot_size=60)))
     for phase in trial.phases:  # the fault comes from outside: a phase loss that turns NaN
         task_loss = phase.loss
-        phase.loss = lambda model, x, y, boxes=None, task_loss=task_loss: (
-            task_loss(model, x, y, boxes=boxes)[0] * math.nan, {})
+        phase.loss = lambda model, x, y, boxes=None, ids=None, task_loss=task_loss: (
+            task_loss(model, x, y, boxes=boxes, ids=ids)[0] * math.nan, {})
     reports = []
     trial.run(lambda metrics, _ckpt: reports.append(dict(metrics)))
     assert reports[-1]["status"] == "diverged" and reports[-1]["epoch"] == 1

@@ -45,6 +45,9 @@ class TrialConfig:
     box_lambda: float = 0.0
     box_target: str = "hard"
     box_loss: str = "bce"
+    # Memory for the frozen source tower's [CLS] logits per training image, reused every epoch when
+    # inputs repeat (no augmentation); past it the rest are recomputed each step; 0 = always recompute.
+    source_cache_mib: float = 1024.0
     lr: float = 1e-3
     seed: int = 0
     epochs: int = 4
@@ -104,7 +107,7 @@ class TrialConfig:
         require("lr", self.lr > 0, "a number > 0")
         for key in ("epochs", "batch_size", "eval_every", "probe_size"):
             require(key, getattr(self, key) >= 1, "an integer >= 1")
-        for key in ("weight_decay", "grad_clip", "zeroshot_size"):
+        for key in ("weight_decay", "grad_clip", "zeroshot_size", "source_cache_mib"):
             require(key, getattr(self, key) >= 0, "a number >= 0")
         require("warmup_frac", 0 <= self.warmup_frac < 1, "a number in [0, 1)")
         require("data_fraction", 0 < self.data_fraction <= 1, "a number in (0, 1]")

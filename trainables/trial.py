@@ -125,10 +125,11 @@ class Trial:
         return optimizer, warmup_cosine(optimizer, int(self.config.warmup_frac * steps), steps)
 
     def step(self, phase: Phase, optimizer, scheduler, x: torch.Tensor, labels: torch.Tensor,
-             boxes: torch.Tensor | None = None) -> dict[str, torch.Tensor] | None:
-        """One optimiser step; returns detached logs, or None when the loss is not finite."""
+             boxes: torch.Tensor | None = None, ids: torch.Tensor | None = None) -> dict[str, torch.Tensor] | None:
+        """One optimiser step; returns detached logs, or None when the loss is not finite. `ids`: the
+        images' ids in the split when inputs repeat across epochs (see LossFn)."""
         with self._autocast():
-            loss, logs = phase.loss(self.model, x, labels, boxes=boxes)
+            loss, logs = phase.loss(self.model, x, labels, boxes=boxes, ids=ids)
         if not torch.isfinite(loss):
             return None
         optimizer.zero_grad(set_to_none=True)
@@ -155,8 +156,10 @@ class Trial:
             x = normalise(pixels.to(self.device, non_blocking=True), self.mean, self.std)
             if self.task.augment:
                 x = augment(x, generator)
+            # An augmented image differs every epoch: no stable id to cache its source logits under.
             logs = self.step(phase, optimizer, scheduler, x, labels.to(self.device),
-                             None if boxes is None else boxes[index].to(self.device))
+                             None if boxes is None else boxes[index].to(self.device),
+                             None if self.task.augment else index)
             if logs is None:
                 return {keys.TRAIN_LOSS: float("nan")}
             for key, value in logs.items():

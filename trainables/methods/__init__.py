@@ -20,6 +20,7 @@ from trainables.methods import (adapter, apr, bitfit, box, dora, dwconv, entropy
                                 ln_tuning, lora, lp, lpft, vera)
 from trainables.methods.phase import Phase
 from trainables.methods.regularise import Setup, SourceTower, regularised
+from trainables.methods.source_cache import SourceLogitCache
 from trainables.models import vision_layers
 
 METHODS: dict[str, ModuleType] = {
@@ -64,10 +65,12 @@ def build_phases(model: nn.Module, config, has_boxes: bool = False) -> list[Phas
     penalties = {name: REGULARISERS[name].penalty(config, setup) for name in names}
     uses_source = any(getattr(REGULARISERS[name], "USES_SOURCE", True) for name in names)
     source = SourceTower(model.clip_model().vision_model) if uses_source else None
+    # One per trial: every phase regularises towards the same source, on the same training images.
+    cache = SourceLogitCache(config.source_cache_mib) if source is not None else None
     phases = METHODS[config.method].prepare(model, config)
     for phase in phases:
         if penalties and phase.tunes_tower:
-            phase.loss = regularised(phase.loss, penalties, source)
+            phase.loss = regularised(phase.loss, penalties, source, cache)
     return phases
 
 

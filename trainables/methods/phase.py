@@ -9,12 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# loss(model, pixels, labels, boxes=None) -> (loss, extra logs); boxes [B, 4] when the data has them.
+# loss(model, pixels, labels, boxes=None, ids=None) -> (loss, extra logs); boxes [B, 4] when the data has
+# them; ids the batch's images' stable ids when the same id always brings the same pixels (no augmentation),
+# else None: what per-image caches key on.
 LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
-def cross_entropy(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor | None = None):
-    """The task loss: cross-entropy of the classifier's logits (boxes unused). Returns (loss, extra logs)."""
+def cross_entropy(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor | None = None,
+                  ids: torch.Tensor | None = None):
+    """The task loss: cross-entropy of the classifier's logits (boxes and ids unused). Returns (loss, extra logs)."""
     return F.cross_entropy(model(pixels), labels), {}
 
 
