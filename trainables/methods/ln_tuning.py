@@ -7,6 +7,8 @@ starts equal to the pretrained LayerNorm.
 
 from __future__ import annotations
 
+import warnings
+
 from trainables.methods.peft_tower import wrap
 from trainables.methods.phase import Phase
 
@@ -16,5 +18,9 @@ TOWER_NORMS = r".*vision_model\.(encoder\.layers\.\d+\.layer_norm[12]|pre_layrno
 def prepare(model, config) -> list[Phase]:
     from peft import LNTuningConfig
 
-    params = wrap(model, LNTuningConfig(target_modules=TOWER_NORMS)) + list(model.head.parameters())
+    with warnings.catch_warnings():
+        # peft 0.21's LN-tuning layer asks every LayerNorm for in/out features, which its helper knows only
+        # for linear-like layers ("Unsupported layer type ... LayerNorm ..."); LN tuning never uses them.
+        warnings.filterwarnings("ignore", message=r"Unsupported layer type .*LayerNorm", category=UserWarning)
+        params = wrap(model, LNTuningConfig(target_modules=TOWER_NORMS)) + list(model.head.parameters())
     return [Phase("ln_tuning", params, config.lr, config.epochs, tunes_tower=True, parts=params)]
