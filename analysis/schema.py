@@ -20,7 +20,8 @@ PARAMETER_COLUMNS: tuple[str, ...] = (
     "lora_r", "lora_alpha", "lora_targets", "lora_train_projection", "tune_last", "dwconv_layers", "dwconv_kernel",
     "vera_r", "adapter_dim", "adapter_sites",
     "lp_epochs", "lp_lr", "head_init", "zero_shot", "zeroshot_templates", "eval_every", "probe_size",
-    "zeroshot_size", "device", "stop_metric", "stop_above", "stop_below", "stop_patience", "wise_alphas",
+    "zeroshot_size", "device", "stop_metric", "stop_above", "stop_below", "stop_patience", "stop_every_steps",
+    "wise_alphas",
 )
 
 # Parameters that change how a trial runs but not what it computes; never grid keys.

@@ -9,7 +9,7 @@ import pytest
 from trainables import keys
 from trainables.config import TrialConfig
 from trainables.stop_rule import StopRule
-from trainables.trial import run_trial
+from trainables.trial import Trial, run_trial
 
 TINY = dict(epochs=3, probe_size=16, zeroshot_size=120)
 
@@ -64,9 +64,26 @@ def test_a_rule_that_never_fires_changes_nothing(tiny_clip_dir):
     (dict(stop_metric="test/acc", stop_below=1), "stop_metric"),
     (dict(stop_metric="retention", stop_below=90, zero_shot=[]), "stop_metric"),
     (dict(stop_metric="val/acc", stop_below=10, stop_patience=0), "stop_patience"),
+    (dict(stop_metric="val/acc", stop_below=10, stop_every_steps=5), "stop_every_steps"),
+    (dict(stop_every_steps=5), "stop_every_steps"),
 ])
 def test_bad_stop_rules_are_refused_naming_the_field(values, field):
     from trainables.errors import ConfigError
 
     with pytest.raises(ConfigError, match=rf"^{field}: "):
         TrialConfig.from_dict(values)
+
+
+def test_every_n_steps_the_probe_can_stop_the_trial_mid_epoch(tiny_clip_dir):
+    # Weight drift is > 0 after the first optimiser step: the probe after step 2 fires.
+    config = dict(model=tiny_clip_dir, **TINY, data_fraction=0.5, stop_metric="drift/weight_rel", stop_above=0.0,
+                  stop_every_steps=2)
+    trial = Trial(TrialConfig.from_dict(config))
+    reports = []
+    trial.run(lambda metrics, _ckpt: reports.append(dict(metrics)))
+    last = reports[-1]
+    assert [r["epoch"] for r in reports] == [0, 1] and last["status"] == "stopped_drift"
+    assert trial.steps_per_epoch() > 2 and trial.steps_done == 2
+    assert last[keys.STOP_COMPUTE] == pytest.approx(2 / (3 * trial.steps_per_epoch()))
+    probe = trial.evaluator.probe(trial.model)
+    assert probe[keys.WEIGHT_DRIFT] == last[keys.WEIGHT_DRIFT] > 0 and keys.retention("embedded_colour") in probe

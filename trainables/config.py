@@ -79,6 +79,7 @@ class TrialConfig:
     stop_above: float | None = None
     stop_below: float | None = None
     stop_patience: int = 1
+    stop_every_steps: int = 0  # > 0: check the rule on a small probe every N optimiser steps, not per epoch
     # WiSE-FT at the trial's end (trainables/wise.py): the α grid; empty = off.
     wise_alphas: list[float] = field(default_factory=list)
 

@@ -33,6 +33,7 @@ from trainables.models import text_classifier
 from trainables.splits import Split, balanced_indices, normalise
 
 EVAL_BATCH = 256
+PROBE_ZEROSHOT = 128  # zero-shot images per task in the stop rule's between-epoch probe
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,11 @@ class Evaluator:
         self.probe_boxes = None if probe.boxes is None else probe.boxes.to(device)
         self.topk = max(1, round(0.1 * self.grid[0] * self.grid[1]))  # mass on the top 10% of patches
         self.zero_shot = self._zero_shot_tasks(loaded)
+        # The stop rule's between-epoch probe reads a fixed class-balanced few of each zero-shot split.
+        self.probe_zero_shot = {name: (classifier, split.subset(balanced_indices(
+            split.labels.numpy(), total=min(PROBE_ZEROSHOT, len(split))))) for name, (classifier, split)
+            in self.zero_shot.items()}
+        self.baseline_probe_zs: dict[str, float] = {}
         self.baseline: Reading | None = None
         self.baseline_zs: dict[str, float] = {}
         self.latest: Reading | None = None
@@ -146,6 +152,8 @@ class Evaluator:
         self.baseline = self.latest = self._attention(model)
         self.weight_drift = WeightDrift(model)
         self.baseline_zs = {name: self._zero_shot_acc(model, *zs) for name, zs in self.zero_shot.items()}
+        if self.config.stop_every_steps:
+            self.baseline_probe_zs = {name: self._zero_shot_acc(model, *zs) for name, zs in self.probe_zero_shot.items()}
 
     # ---- measurements ---------------------------------------------------------------------
     @torch.no_grad()
@@ -193,14 +201,27 @@ class Evaluator:
         if epoch % self.config.eval_every and epoch != self.config.epochs:
             return out
         self.latest = self._attention(model) if tower_moved else self.baseline
-        out.update(self._attention_keys(self.latest))
-        cka = [M.linear_cka(a, b) for a, b in zip(self.latest.cls, self.baseline.cls)]
+        out.update(self._drift(model, self.latest, self.zero_shot, self.baseline_zs, tower_moved))
+        return out
+
+    def probe(self, model) -> dict[str, float]:
+        """The stop rule's reading between epochs (`stop_every_steps`): attention, CKA and drift on the
+        probe set, zero-shot on PROBE_ZEROSHOT images per task against the pretrained model's accuracy on
+        the same images. Leaves `latest` (the figures' reading) alone."""
+        model.eval()
+        return self._drift(model, self._attention(model), self.probe_zero_shot, self.baseline_probe_zs)
+
+    def _drift(self, model, reading: Reading, zero_shot: dict, baseline_zs: dict[str, float],
+               tower_moved: bool = True) -> dict[str, float]:
+        """Every measurement against the pretrained model, from an attention reading and zero-shot tasks."""
+        out = self._attention_keys(reading)
+        cka = [M.linear_cka(a, b) for a, b in zip(reading.cls, self.baseline.cls)]
         out.update({keys.cka(i): v for i, v in enumerate(cka)})
         out[keys.cka()] = float(np.mean(cka))
-        out[keys.EMBEDDING_DRIFT] = M.embedding_drift(self.baseline.embedding, self.latest.embedding)
+        out[keys.EMBEDDING_DRIFT] = M.embedding_drift(self.baseline.embedding, reading.embedding)
         out[keys.WEIGHT_DRIFT] = self.weight_drift(model)
-        for name, (classifier, split) in self.zero_shot.items():
-            base = self.baseline_zs[name]
+        for name, (classifier, split) in zero_shot.items():
+            base = baseline_zs[name]
             acc = self._zero_shot_acc(model, classifier, split) if tower_moved else base
             out[keys.zeroshot_acc(name)] = acc
             # acc / base first: an unchanged accuracy gives exactly 100.

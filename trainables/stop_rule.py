@@ -6,7 +6,9 @@
 Config keys (flat, like every other): `stop_metric` (any metric the trial reports, or a spec
 short form such as `retention`), exactly one of `stop_above` / `stop_below`, and
 `stop_patience` (evaluations in a row, default 1). An evaluation that lacks the metric
-(between `eval_every` evaluations) neither counts nor resets the streak.
+(between `eval_every` evaluations) neither counts nor resets the streak. With `stop_every_steps: N`
+the rule reads instead a cheap probe every N optimiser steps (`Evaluator.probe`: attention, CKA
+and drift on the probe set, zero-shot on 128 images per task), and may stop mid-epoch.
 
 When the rule fires the trial ends with status `stopped_drift`; its best-validation epoch is
 chosen among the epochs it ran, the stopping epoch included (a rule that fires at epoch 1
@@ -28,9 +30,10 @@ STATUS = "stopped_drift"
 def check(config) -> None:
     """The stop keys of a trial config, one clear line on the first problem."""
     thresholds = [k for k in ("stop_above", "stop_below") if getattr(config, k) is not None]
+    require("stop_every_steps", config.stop_every_steps >= 0, "an integer >= 0 (0: check once per evaluation)")
     if not config.stop_metric:
-        if thresholds:
-            raise ConfigError(f"{thresholds[0]}: needs stop_metric (the metric it is a threshold of)")
+        for key in [*thresholds, *(["stop_every_steps"] if config.stop_every_steps else [])]:
+            raise ConfigError(f"{key}: needs stop_metric (the metric the rule reads)")
         return
     if len(thresholds) != 1:
         raise ConfigError(f"stop_above: a stop rule needs exactly one of stop_above, stop_below "
@@ -42,6 +45,16 @@ def check(config) -> None:
                           "give one it does, e.g. drift/embedding, drift/weight_rel, repr/cka/mean, "
                           "attn/delta_entropy_pct, val/acc, " + ", ".join(
                               keys.retention(keys.task_segment(t)) for t in config.zero_shot))
+    if config.stop_every_steps and not _probed(key):
+        raise ConfigError(f"stop_every_steps: the between-epoch probe does not measure {key}; it measures attention, "
+                          "repr/cka, drift/weight_rel, drift/embedding and zero-shot metrics")
+
+
+def _probed(key: str) -> bool:
+    """Whether the between-epoch probe (`Evaluator.probe`) measures `key`."""
+    parsed = keys.parse(key)
+    return parsed is not None and (parsed.kind in ("attn", "attn_delta", "cka", "zeroshot")
+                                   or key in (keys.WEIGHT_DRIFT, keys.EMBEDDING_DRIFT))
 
 
 def _reported(key: str, config) -> bool:

@@ -165,8 +165,24 @@ class Trial:
             for key, value in logs.items():
                 totals[key] = totals.get(key, 0) + value.float()
             batches += 1
+            self.steps_done += 1
+            if self._probe_says_stop():
+                break
         # One device sync per epoch, not per step.
         return {key: float(value) / max(batches, 1) for key, value in totals.items()}
+
+    def _probe_says_stop(self) -> bool:
+        """With `stop_every_steps: N`, the stop rule reads the evaluator's cheap probe every N steps."""
+        every = self.config.stop_every_steps
+        if self.stop is None or not every or self.steps_done % every:
+            return False
+        fired = self.stop.observe(self.evaluator.probe(self.model))
+        self.model.train()
+        self.stopped_mid_epoch = fired
+        return fired
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.task.train) / self.config.batch_size)
 
     # ---- checkpoints ----------------------------------------------------------------------
     def trained(self, added_only: bool = False) -> dict[str, torch.Tensor]:
@@ -223,6 +239,7 @@ class Trial:
                        **self.evaluator.run(self.model, 0, tower_moved=False)}
             report(metrics, None)
         epoch_offset, last = 0, {}
+        self.steps_done, self.stopped_mid_epoch = done_epochs * self.steps_per_epoch(), False
         for index, phase in enumerate(self.phases):
             phase_end = epoch_offset + phase.epochs
             if done_epochs >= phase_end:
@@ -244,12 +261,14 @@ class Trial:
                 last = {"epoch": epoch, "status": "running", "phase": phase.name, **train, **self.sizes,
                         keys.TRAIN_S: train_s, **self.evaluator.run(self.model, epoch, tower_moved=moved)}
                 is_best = self.best.offer(epoch, last, self.trained)
-                stopped = self.stop is not None and self.stop.observe(last)
+                # With stop_every_steps the probe decided during the epoch; else the epoch's evaluation decides.
+                stopped = self.stopped_mid_epoch or (self.stop is not None and not cfg.stop_every_steps
+                                                     and self.stop.observe(last))
                 if epoch == cfg.epochs or stopped:
                     self._finish(last, is_best)
                     if stopped:
                         last.update({"status": STOPPED_DRIFT, keys.STOP_EPOCH: epoch,
-                                     keys.STOP_COMPUTE: epoch / cfg.epochs})  # every epoch runs the same steps
+                                     keys.STOP_COMPUTE: self.steps_done / (cfg.epochs * self.steps_per_epoch())})
                 with tempfile.TemporaryDirectory(prefix="driftlab-ckpt-") as tmp:
                     self._save(Path(tmp), index, epoch, optimizer, scheduler)
                     report(last, tmp)
