@@ -21,11 +21,11 @@ PARAMETER_COLUMNS: tuple[str, ...] = (
     "vera_r", "adapter_dim", "adapter_sites",
     "lp_epochs", "lp_lr", "head_init", "zero_shot", "zeroshot_templates", "eval_every", "probe_size",
     "zeroshot_size", "device", "stop_metric", "stop_above", "stop_below", "stop_patience", "stop_every_steps",
-    "wise_alphas",
+    "wise_alphas", "source_cache_mib",
 )
 
 # Parameters that change how a trial runs but not what it computes; never grid keys.
-RUNTIME_PARAMETERS: frozenset[str] = frozenset({"device", "wise_alphas"})
+RUNTIME_PARAMETERS: frozenset[str] = frozenset({"device", "wise_alphas", "source_cache_mib"})
 
 # Bookkeeping columns, excluded from metrics even when numeric (a trial_id of 7 is no metric).
 METADATA_COLUMNS: tuple[str, ...] = (
