@@ -11,6 +11,12 @@ by its `driftlab.trial_id` tag under the sweep's parent run, so a retried or res
 reuses its run. Client calls are bounded (a few seconds, one retry) and a failing server
 switches the trial to offline mode: Tune's own results remain the record, and
 `driftlab sync` replays them into MLflow afterwards.
+
+A trial's params and per-epoch metrics go through MLflow's async logging (`synchronous=False`):
+the training loop only enqueues them. Each batch is waited for when the next one is logged (so a
+failure surfaces one epoch late at most), and `flush()` waits for the last one before Tune is
+handed a checkpoint and at the end of the trial: what a checkpoint marks as done is in MLflow,
+or counted as unsynced.
 """
 
 from __future__ import annotations
@@ -217,6 +223,8 @@ class TrialRun:
         self.logged_steps: set[int] = set()
         self.error: str | None = None
         self.unsynced = 0
+        self._pending = None  # RunOperations of the batch logged last, not yet waited for
+        self._status_logged: str | None = None
         # Final metrics when MLflow already holds this trial as completed (Tune's state can lag behind
         # a driver that was killed right after a trial finished): the trial is then not rerun.
         self.completed_metrics: dict[str, float] | None = None
@@ -241,7 +249,8 @@ class TrialRun:
         found = find_trial_run(self.client, self.experiment_id, self.parent_run_id, self.trial_id)
         if found is None:
             self.run_id = create_trial_run(self.client, self.experiment_id, self.parent_run_id, self.trial_id,
-                                           self.name, self.config, tags)
+                                           self.name, self.config, tags, log_params=False)
+            self._pending = self.client.log_batch(self.run_id, params=trial_params(self.config), synchronous=False)
         elif found.data.tags.get(STATUS_TAG) == "completed" and found.info.status == "FINISHED":
             self.run_id = found.info.run_id
             self.completed_metrics = dict(found.data.metrics)
@@ -265,7 +274,16 @@ class TrialRun:
         batch = [Metric(k, v, now, step) for k, v in numeric_metrics(metrics).items() if fresh and not math.isinf(v)]
         self.logged_steps.add(step)
         tags = [RunTag(STATUS_TAG, str(metrics["status"]))] if "status" in metrics else []
-        self._call(self.client.log_batch, self.run_id, metrics=batch, tags=tags)
+        self.flush()
+        self._pending = self._call(self.client.log_batch, self.run_id, metrics=batch, tags=tags, synchronous=False)
+        if tags:
+            self._status_logged = tags[0].value
+
+    def flush(self) -> None:
+        """Wait for the batch logged last; a failed one turns the run offline and counts as unsynced."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._call(pending.wait)
 
     def log_steps(self, steps: list[tuple[int, dict]]) -> None:
         """Metrics on another axis than the epoch (WiSE-FT's α): see `log_steps`."""
@@ -277,10 +295,12 @@ class TrialRun:
             self._call(self.client.log_artifacts, self.run_id, str(directory))
 
     def close(self, status: str) -> None:
-        """Tag the outcome and end the run (see `run_state`)."""
+        """Tag the outcome (unless the last batch did) and end the run (see `run_state`)."""
         if self.run_id is None:
             return
-        self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
+        self.flush()
+        if status != self._status_logged:
+            self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
         self._call(self.client.set_terminated, self.run_id, run_state(status))
 
 
@@ -300,15 +320,20 @@ def param_values(config: dict) -> dict[str, str]:
     return {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in config.items()}
 
 
-def create_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str, name: str, config: dict,
-                     tags: dict[str, str]) -> str:
-    """A new child run with the trial's tags and full config as params; its run id."""
+def trial_params(config: dict) -> list:
     from mlflow.entities import Param
 
+    return [Param(k, v) for k, v in param_values(config).items()]
+
+
+def create_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str, name: str, config: dict,
+                     tags: dict[str, str], log_params: bool = True) -> str:
+    """A new child run with the trial's tags (and, with log_params, its full config as params); its run id."""
     run = client.create_run(experiment_id, run_name=name, tags={
         PARENT_TAG: parent_run_id, KIND_TAG: "trial", TRIAL_TAG: trial_id,
         "driftlab.config_hash": config_hash(config), STATUS_TAG: "running", "driftlab.attempts": "1", **tags})
-    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in param_values(config).items()])
+    if log_params:
+        client.log_batch(run.info.run_id, params=trial_params(config))
     return run.info.run_id
 
 

@@ -24,6 +24,9 @@ from trainables.wise import wise_metrics
 
 ARTIFACTS_DIR = "artifacts"  # inside the final checkpoint
 FINAL = ("completed", "diverged", STOPPED_DRIFT)  # the trial ended itself
+# A checkpoint costs a save and Tune's copy to storage every time, and saves only the epochs since the last
+# one: worth it once a crashed or interrupted trial would otherwise redo more than a minute of work.
+CHECKPOINT_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -66,16 +69,18 @@ def run_driftlab_trial(config: dict, sweep: SweepContext) -> None:
                 if metrics.get("status") in FINAL:
                     checkpoint_dir = checkpoint_dir or spare
                     _final_artifacts(trial, run, Path(checkpoint_dir) / ARTIFACTS_DIR)
-                out[keys.UNSYNCED] = run.unsynced  # after the upload: a failed one counts
+                if checkpoint_dir:
+                    run.flush()  # what a checkpoint marks as done is in MLflow, or counted as unsynced
+                out[keys.UNSYNCED] = run.unsynced  # after the upload and the flush: a failed one counts
                 checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
                 tune.report(out, checkpoint=checkpoint)
 
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
-            final = trial.run(report)
+            final = trial.run(report, checkpoint_every_s=CHECKPOINT_EVERY_S)
         else:
             with checkpoint.as_directory() as directory:
-                final = trial.run(report, directory)
+                final = trial.run(report, directory, checkpoint_every_s=CHECKPOINT_EVERY_S)
         status = final.get("status", "completed")
     except SystemExit:
         # Tune ends a trial early (an ASHA decision) by exiting its thread inside tune.report.

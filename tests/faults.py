@@ -2,8 +2,9 @@
 with its trainable wrapped, so the sweep tests exercise retries and divergence through the real
 Ray Tune and MLflow path while the product carries no fault switch.
 
-- the trial with seed CRASH_SEED raises once, right after its first epoch was reported and
-  checkpointed (Tune then restarts it from that checkpoint);
+- the trial with seed CRASH_SEED checkpoints every epoch (trials this short otherwise checkpoint
+  only their last) and raises once, right after its first epoch was reported and checkpointed
+  (Tune then restarts it from that checkpoint);
 - the trial with seed NAN_SEED has every phase's loss turned NaN (it ends as diverged).
 
 The wrapper is defined in `__main__`, so Ray pickles it by value and the workers need no copy
@@ -26,6 +27,7 @@ def faulty_trainable(config: dict, sweep) -> None:
     from ray import tune
 
     import trainables.trial as trial_module
+    from orchestrator import trainable
     from orchestrator.configs import trial_config
     from orchestrator.trainable import run_driftlab_trial
 
@@ -45,6 +47,8 @@ def faulty_trainable(config: dict, sweep) -> None:
         return phases
 
     with ExitStack() as patches:
+        if seed == CRASH_SEED:
+            patches.enter_context(mock.patch.object(trainable, "CHECKPOINT_EVERY_S", 0.0))
         if seed == CRASH_SEED and tune.get_checkpoint() is None:  # the first attempt only
             patches.enter_context(mock.patch.object(trial_module.Trial, "_train_epoch", crash_before_epoch_2))
         if seed == NAN_SEED:

@@ -7,6 +7,7 @@ import math
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -80,6 +81,23 @@ def test_epoch_zero_is_the_pretrained_model_and_every_metric_is_reported(tiny_cl
     metrics = [k for k in last if "/" in k]
     assert all(keys.parse(k) is not None for k in metrics)
     assert [k for k in metrics if not reported_metric(k, config)] == [keys.TRIAL_S]  # only at the end
+
+
+def test_checkpoints_every_epoch_or_after_an_interval_and_reporting_is_not_trial_time(tiny_clip_dir):
+    config = TrialConfig.from_dict(dict(model=tiny_clip_dir, epochs=3, probe_size=16, zero_shot=[]))
+    pause = 0.3  # spent in every report: the caller's time, never the trial's
+    for every, expected in ((0.0, [1, 2, 3]), (3600.0, [3])):  # the last epoch always carries one
+        carried = []
+
+        def report(metrics, ckpt):
+            if ckpt:
+                carried.append(metrics["epoch"])
+            time.sleep(pause)
+        started = time.perf_counter()
+        last = Trial(config).run(report, checkpoint_every_s=every)
+        wall = time.perf_counter() - started
+        assert carried == expected
+        assert last[keys.TRIAL_S] <= wall - 4 * pause  # epoch 0's report, epochs 1-3's
 
 
 def test_artifacts_are_written(tiny_clip_dir, tmp_path):

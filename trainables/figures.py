@@ -2,7 +2,8 @@
 
 `write_figures(snapshot, out_dir)` writes all three from an `AttentionSnapshot` (what the
 evaluator saw on the probe set, pretrained vs latest) into a trial's output directory (the
-orchestrator logs them to MLflow). Agg backend: no display needed.
+orchestrator logs them to MLflow). No display and no pyplot state: the heatmaps are composed
+as an array and written by Pillow, the line plot is a bare matplotlib Figure.
 """
 
 from __future__ import annotations
@@ -38,64 +39,73 @@ def write_figures(snapshot: AttentionSnapshot, out_dir: Path) -> list[Path]:
     ]
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def layer_groups(num_layers: int) -> dict[str, int]:
     """Representative layers: early, middle, last."""
     return {"early": 0, "middle": num_layers // 2, "last": num_layers - 1}
 
 
-def _overlay(image: np.ndarray, heat: np.ndarray, cmap) -> np.ndarray:
-    """An [H, W, 3] float image with a patch-grid heat map blended over it (heat scaled to its max)."""
+def _colours(name: str = "inferno") -> np.ndarray:
+    """A matplotlib colour map as a [256, 3] float lookup table (only the map: no figure machinery)."""
+    from matplotlib import colormaps
+    return colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3].astype(np.float32)
+
+
+def _overlay(image: np.ndarray, heat: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """An [H, W, 3] float image with a patch-grid heat map blended over it (heat scaled to its max).
+    Colours are looked up per patch, then each patch is spread over its pixels."""
     h, w = image.shape[:2]
     rows, cols = heat.shape
-    cells = np.kron(heat / max(float(heat.max()), 1e-12), np.ones((h // rows, w // cols)))
-    return 0.4 * image + 0.6 * cmap(cells)[..., :3]
+    index = np.rint(255 * heat / max(float(heat.max()), 1e-12)).astype(np.int64).clip(0, 255)
+    colour = lut[index].repeat(h // rows, axis=0).repeat(w // cols, axis=1)
+    return 0.4 * image + 0.6 * colour
 
 
 def attention_heatmaps(images: torch.Tensor, before: torch.Tensor, after: torch.Tensor, grid: tuple[int, int],
-                       path: Path, count: int = 4) -> Path:
+                       path: Path, count: int = 4, min_tile: int = 128) -> Path:
     """images uint8 [B, 3, H, W]; before/after head-averaged CLS->patch maps [B, L, N].
 
-    Drawn as one mosaic in a single axes (rows: probe images; columns: the image, then early /
-    middle / last layer before and after): one imshow instead of dozens of subplots keeps this
-    well under a tenth of a second per trial.
+    One mosaic (rows: probe images; columns: the image, then early / middle / last layer before
+    and after) under a strip of column labels, composed as one array and written by Pillow:
+    plotting it through matplotlib cost seconds per trial for 224 px images. Tiles smaller than
+    `min_tile` pixels are enlarged (nearest neighbour) so that the labels fit.
     """
-    plt = _pyplot()
+    from PIL import Image, ImageDraw, ImageFont
+
     groups = layer_groups(before.shape[1])
     count = min(count, images.shape[0])
-    cmap = plt.get_cmap("inferno")
-    pad = 2
+    lut, pad = _colours(), 2
     tiles = []
     for row in range(count):
-        img = images[row].permute(1, 2, 0).numpy().astype(np.float64) / 255.0
-        cells = [img] + [_overlay(img, maps[row, layer].reshape(grid).numpy(), cmap)
+        img = images[row].permute(1, 2, 0).numpy().astype(np.float32) / 255.0
+        cells = [img] + [_overlay(img, maps[row, layer].reshape(grid).numpy(), lut)
                          for layer in groups.values() for maps in (before, after)]
         tiles.append(np.concatenate([np.pad(c, ((pad, pad), (pad, pad), (0, 0)), constant_values=1.0)
                                      for c in cells], axis=1))
     mosaic = np.concatenate(tiles, axis=0)
-    tile_w = mosaic.shape[1] / (1 + 2 * len(groups))
-    fig, ax = plt.subplots(figsize=(1.3 * (1 + 2 * len(groups)), 1.3 * count + 0.6))
-    ax.imshow(mosaic, interpolation="nearest")
-    labels = ["image"] + [f"{name} L{layer} {when}" for name, layer in groups.items() for when in ("before", "after")]
+    side = images.shape[-1] + 2 * pad
+    scale = max(1, -(-min_tile // side))
+    mosaic = (mosaic * 255).round().astype(np.uint8).repeat(scale, axis=0).repeat(scale, axis=1)
+    tile_w, header = side * scale, 44
+    canvas = Image.new("RGB", (mosaic.shape[1], mosaic.shape[0] + header), "white")
+    canvas.paste(Image.fromarray(mosaic), (0, header))
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=11)
+    draw.text((4, 2), "[CLS] attention over patches, head-averaged: pretrained (before) vs tuned (after)",
+              fill="black", font=font)
+    labels = ["image"] + [f"{name} L{layer}\n{when}" for name, layer in groups.items() for when in ("before", "after")]
     for i, label in enumerate(labels):
-        ax.text((i + 0.5) * tile_w, -3, label, ha="center", va="bottom", fontsize=7)
-    ax.axis("off")
-    ax.set_title("[CLS] attention over patches, head-averaged: pretrained (before) vs tuned (after)", fontsize=8,
-                 pad=14)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+        draw.multiline_text(((i + 0.5) * tile_w, header - 2), label, fill="black", font=font, anchor="md",
+                            align="center")
+    canvas.save(path, compress_level=1)  # fast zlib: the mosaic is small either way
     return path
 
 
 def entropy_by_layer(before: list[float], after: list[float], path: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    # A bare Figure (no pyplot): nothing registered globally, nothing to close.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.add_subplot()
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.14, top=0.9)
     layers = np.arange(len(before))
     ax.plot(layers, before, "o-", label="pretrained")
     ax.plot(layers, after, "s-", label="tuned")
@@ -104,9 +114,7 @@ def entropy_by_layer(before: list[float], after: list[float], path: Path) -> Pat
     ax.set_xticks(layers)
     ax.legend()
     ax.set_title("Attention entropy by layer")
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

@@ -3,9 +3,9 @@
     run_trial(config, report, checkpoint_dir=None)
 
 `report(metrics, checkpoint_dir)` is called once before training (epoch 0) and after every
-epoch with a flat dict of metrics (plus `status`) and a directory holding a checkpoint of
-what the method trains; Ray Tune and the `driftlab trial` CLI plug in the same way. Given
-a `checkpoint_dir`, the trial resumes after the epoch it was written at.
+epoch with a flat dict of metrics (plus `status`) and, on the epochs that save one, a directory
+holding a checkpoint of what the method trains; Ray Tune and the `driftlab trial` CLI plug in
+the same way. Given a `checkpoint_dir`, the trial resumes after the epoch it was written at.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ class Trial:
         self._names = {id(p): n for n, p in self.model.named_parameters()}
         self.sizes = trainable_sizes(self.phases, full)
         self.best = BestEpoch()
+        self.reporting_s = 0.0  # spent saving checkpoints and in `report`: not the trial's own compute
         self.stop = StopRule.from_config(config)
         self.wise_rows: list[dict[str, float]] = []  # the WiSE-FT sweep of the selected model, when asked
 
@@ -227,9 +228,30 @@ class Trial:
         finally:
             self._assign(last_weights)
 
+    def _timed(self, report: Report) -> Report:
+        def timed(metrics: dict, directory: str | None) -> None:
+            started = time.perf_counter()
+            try:
+                report(metrics, directory)
+            finally:
+                self.reporting_s += time.perf_counter() - started
+        return timed
+
+    def _report_with_checkpoint(self, report: Report, metrics: dict, index: int, epoch: int, optimizer,
+                                scheduler) -> None:
+        with tempfile.TemporaryDirectory(prefix="driftlab-ckpt-") as tmp:
+            started = time.perf_counter()
+            self._save(Path(tmp), index, epoch, optimizer, scheduler)
+            self.reporting_s += time.perf_counter() - started
+            report(metrics, tmp)
+
     # ---- the loop -------------------------------------------------------------------------
-    def run(self, report: Report, checkpoint_dir: str | None = None) -> dict:
+    def run(self, report: Report, checkpoint_dir: str | None = None, checkpoint_every_s: float = 0.0) -> dict:
+        """Train and evaluate every epoch. An epoch's report carries a checkpoint when `checkpoint_every_s`
+        have passed since the last one (0: every epoch); the trial's last epoch's always does."""
         cfg = self.config
+        report = self._timed(report)
+        saved_at = time.perf_counter()
         done_epochs, state = 0, None
         if checkpoint_dir:
             state = self._load(Path(checkpoint_dir))
@@ -269,9 +291,11 @@ class Trial:
                     if stopped:
                         last.update({"status": STOPPED_DRIFT, keys.STOP_EPOCH: epoch,
                                      keys.STOP_COMPUTE: self.steps_done / (cfg.epochs * self.steps_per_epoch())})
-                with tempfile.TemporaryDirectory(prefix="driftlab-ckpt-") as tmp:
-                    self._save(Path(tmp), index, epoch, optimizer, scheduler)
-                    report(last, tmp)
+                if epoch == cfg.epochs or stopped or time.perf_counter() - saved_at >= checkpoint_every_s:
+                    self._report_with_checkpoint(report, last, index, epoch, optimizer, scheduler)
+                    saved_at = time.perf_counter()
+                else:
+                    report(last, None)
                 if stopped:
                     return last
             epoch_offset = phase_end
@@ -288,7 +312,8 @@ class Trial:
             if self.config.wise_alphas:
                 self.wise_rows = self.wise(self.config.wise_alphas)
         last["status"] = "completed"
-        last[keys.TRIAL_S] = time.perf_counter() - self.started  # build + train + evaluate
+        # build + train + evaluate: reporting and checkpoints are the caller's overhead
+        last[keys.TRIAL_S] = time.perf_counter() - self.started - self.reporting_s
 
     def wise(self, alphas) -> list[dict[str, float]]:
         """The WiSE-FT sweep of the best-validation epoch's weights (trainables/wise.py); the model is
