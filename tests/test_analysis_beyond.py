@@ -40,6 +40,16 @@ def test_stop_rule_reports_compute_saved_retention_kept_and_accuracy_given_up(tm
     assert "fired in 2 of 3 trials" in report and "stopped_drift" not in result.excluded
 
 
+def test_a_sweep_where_every_trial_has_the_rule_has_nothing_to_pair(tmp_path):
+    # Two methods x 3 seeds, all with the rule: no trial without it to compare against.
+    table = stop_table()
+    ruled = table[table["stop_metric"] != ""]
+    table = pd.concat([ruled, ruled.assign(method="lora")], ignore_index=True)
+    result = analyze(table, tmp_path, families="stop_rule", metrics=[RET])
+    assert result.tests.empty
+    assert not (tmp_path / "stop_rule.csv").exists() or pd.read_csv(tmp_path / "stop_rule.csv").empty
+
+
 def test_wise_frontier_counts_the_front_points_interpolation_dominates(tmp_path):
     # Sweep: A (acc 90, ret 40) and B (acc 70, ret 80) are the front; C (60, 50) is dominated.
     # ft's α-points reach (85, 60) and (91, 41): they dominate A only; lora's (72, 85) dominates B.

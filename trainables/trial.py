@@ -306,7 +306,7 @@ class Trial:
         test = self.evaluator.test_accuracy(self.model)
         last.update(test)
         if self.best.epoch:  # none when val/acc was never finite
-            # When the best epoch is the last, it lacks only the test accuracy; else measure its weights.
+            # Everything else of the best epoch was measured when it was offered; it lacks only test accuracy.
             self.best.metrics.update(test if is_best else self._best_test_accuracy())
             last.update(self.best.report())
             if self.config.wise_alphas:

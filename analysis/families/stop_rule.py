@@ -52,8 +52,10 @@ def _pairs(stratum: pd.DataFrame, label: str) -> pd.DataFrame:
     rule = stratum[_has_rule(stratum) & (stratum["_rule"] == label)]
     base = stratum[~_has_rule(stratum)]
 
-    def key(rows: pd.DataFrame) -> pd.Series:  # nothing else varies: every trial matches every other
-        return rows[match_on].astype(str).agg("|".join, axis=1) if match_on else pd.Series("", index=rows.index)
+    def key(rows: pd.DataFrame) -> pd.Series:
+        if not match_on or rows.empty:  # nothing else varies (every trial matches every other), or no trials
+            return pd.Series("", index=rows.index, dtype=object)
+        return rows[match_on].astype(str).agg("|".join, axis=1)  # on no rows this gives a frame, not a series
     return rule.assign(_key=key(rule)).merge(base.assign(_key=key(base)), on="_key", suffixes=("_rule", "_base"))
 
 
