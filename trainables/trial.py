@@ -95,6 +95,7 @@ class Trial:
         self.best = BestEpoch()
         self.reporting_s = 0.0  # spent saving checkpoints and in `report`: not the trial's own compute
         self.stop = StopRule.from_config(config)
+        self.steps_done, self.stopped_mid_epoch = 0, False  # optimiser steps so far; `run` sets them on resume
         self.wise_rows: list[dict[str, float]] = []  # the WiSE-FT sweep of the selected model, when asked
 
     def _init_head(self, clip) -> None:
