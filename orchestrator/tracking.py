@@ -43,8 +43,8 @@ CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # stdout belongs to driftlab's own output
 }
-STEP_MARKERS = (VAL_ACC, TRAIN_LOSS)
-LOG_BATCH = 1000  # MLflow's limit of metrics per log_batch call  # every report has one of them: see logged_steps
+STEP_MARKERS = (VAL_ACC, TRAIN_LOSS)  # every report has one of them: see logged_steps
+LOG_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
 class TrackingError(RuntimeError):
