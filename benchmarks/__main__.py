@@ -14,7 +14,7 @@ import sys
 import time
 
 TARGETS = {"step_ratio": 1.05, "eval_ratio": 1.15, "gta_ratio": 1.35, "gta_cached_ratio": 1.10, "tune_ratio": 1.15,
-           "tune_overhead_s_per_trial": 0.3, "lora_mem_ratio": 0.8, "demo_seconds": 300.0}
+           "tune_overhead_s_per_trial": 0.3, "lora_mem_ratio": 0.8, "demo_seconds": 180.0}
 ALL = ("step", "eval", "gta", "memory", "tune", "demo", "wise", "stop_probe")
 
 
