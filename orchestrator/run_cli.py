@@ -128,18 +128,16 @@ def _launch(args, spec, storage: str, again: str) -> int:
     server = None
     try:
         uri = args.tracking_uri
-
-        def start_ray() -> None:
-            init_ray(args.address, uri, args.num_cpus)
-            signals.install()  # again: ray.init installs a native SIGTERM handler (stack dump, exit 134)
-
         if uri is None:
-            print("driftlab: starting a local MLflow server on 127.0.0.1 and Ray ...", file=sys.stderr, flush=True)
+            print("driftlab: starting a local MLflow server on 127.0.0.1 ...", file=sys.stderr, flush=True)
             server = LocalServer()
-            uri = server.uri  # known before the server is up: Ray's workers only need the address
-            server.start(meanwhile=start_ray)  # both boot for seconds: overlap them
-        else:
-            start_ray()
+            # Not overlapped with Ray's start (which would save a few seconds): a signal landing inside
+            # ray.init meets Ray's own SIGTERM handler or a half-started Ray; one boot at a time keeps
+            # every signal on the path that stops both cleanly.
+            server.start()
+            uri = server.uri
+        init_ray(args.address, uri, args.num_cpus)
+        signals.install()  # again: ray.init installs a native SIGTERM handler (stack dump, exit 134)
         from orchestrator.session import run_session
         return run_session(spec, storage, uri, local_store=server is not None, again=again)
     except TrackingError as err:
@@ -159,8 +157,8 @@ def _launch(args, spec, storage: str, again: str) -> int:
 
 
 def _stop_ray() -> None:
-    """Shut down the Ray this driver started. A signal can land inside `import ray` itself (Ray
-    starts while the MLflow server boots), leaving a half-imported module and no Ray to stop."""
+    """Shut down the Ray this driver started. A signal can land inside `import ray` itself, leaving a
+    half-imported module and no Ray to stop."""
     ray = sys.modules.get("ray")
     is_initialized = getattr(ray, "is_initialized", None)
     if is_initialized is not None and is_initialized():
