@@ -18,6 +18,7 @@ from trainables import world
 from trainables.dataset_check import looks_like_path
 from trainables.errors import ConfigError
 from trainables.splits import Split, TaskData, balanced_indices
+from trainables.world_cache import load_world
 
 EMBEDDED_SPLITS = {"train": (2048, 101), "val": (512, 102), "test": (1024, 103)}
 
@@ -92,7 +93,7 @@ def _load_embedded(task_name: str, processor_key: tuple) -> TaskData:
 @functools.lru_cache(maxsize=8)
 def _world(split: str) -> world.World:
     n, seed = EMBEDDED_SPLITS[split]
-    return world.generate(n, seed)
+    return load_world(n, seed)
 
 
 def _embedded_split(split: str, attribute: str, processor_key: tuple) -> Split:
