@@ -60,5 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     return module.main(argv[1:])
 
 
+def entry() -> None:
+    """The `driftlab` executable: `main`, then exit with its code (see `signals.exit_process`)."""
+    from orchestrator import signals
+
+    signals.exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
+from typing import NoReturn
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 received: list[int] = []
@@ -84,3 +86,20 @@ def exit_code() -> int | None:
 
 def name() -> str:
     return signal.Signals(received[0]).name if received else ""
+
+
+def exit_process(code: int) -> NoReturn:
+    """End the `driftlab` process with `code`, also after a signal was turned into KeyboardInterrupt.
+
+    CPython marks a KeyboardInterrupt raised inside exec() or eval() of a string as unhandled even when
+    it is caught, and then ends the process by SIGINT after finalisation, in place of the exit code
+    (dataclasses and namedtuple build their methods with exec of a string, so a SIGTERM landing while a
+    module imports hits it: `driftlab ui` exited -2 instead of 0). After a signal, every cleanup of the
+    command has run by now (its finally blocks), so the process ends here, skipping only the
+    interpreter's finalisation."""
+    if received:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)

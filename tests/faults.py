@@ -65,4 +65,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from orchestrator import signals
+
+    signals.exit_process(main(sys.argv[1:]))
