@@ -15,7 +15,7 @@ import time
 
 TARGETS = {"step_ratio": 1.05, "eval_ratio": 1.15, "gta_ratio": 1.35, "gta_cached_ratio": 1.10, "tune_ratio": 1.15,
            "tune_overhead_s_per_trial": 0.3, "lora_mem_ratio": 0.8, "demo_seconds": 180.0}
-ALL = ("step", "eval", "gta", "memory", "tune", "demo", "wise", "stop_probe")
+ALL = ("step", "eval", "gta", "memory", "throughput", "tune", "demo", "wise", "stop_probe")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; checks the benchmarks still run")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the device's dense bf16 peak for MFU, where the built-in table does not know it")
     args = parser.parse_args(argv)
     chosen = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = [b for b in chosen if b not in ALL]
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks: --only: {unknown[0]!r} is not one of {', '.join(ALL)}", file=sys.stderr)
         return 2
 
-    from benchmarks import compute, memory, stop_probe, sweep, wise
+    from benchmarks import compute, memory, stop_probe, sweep, throughput, wise
     from benchmarks.common import fixed_threads, save_random_clip
 
     fixed_threads(2)
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval": lambda: compute.eval_ratio(model_dir, 32 if not args.smoke else 8, reps * 2),
         "gta": lambda: compute.gta_ratio_and_throughput(model_dir, batch, reps),
         "memory": lambda: memory.lora_mem_ratio(model_dir, mem_batch),
+        "throughput": lambda: throughput.throughput(model_dir, args.smoke, args.peak_tflops),
         "tune": lambda: sweep.tune_ratio(args.smoke),
         "demo": lambda: sweep.demo_seconds(args.smoke),
         "wise": lambda: wise.wise_cost(args.smoke),
