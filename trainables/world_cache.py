@@ -42,7 +42,10 @@ def cache_path(n: int, seed: int) -> Path:
 
 def load_world(n: int, seed: int) -> world.World:
     """The world's split of n samples from seed: from the disk cache when there, else rendered and stored."""
-    path = cache_path(n, seed)
+    try:
+        path = cache_path(n, seed)
+    except (OSError, RuntimeError):  # no home directory to keep it in
+        return world.generate(n, seed)
     try:
         return _read(path)
     except (OSError, ValueError, KeyError):
