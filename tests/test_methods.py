@@ -179,6 +179,15 @@ def test_lora_targets_only_the_image_tower(tiny_clip_dir):
     assert len(lora_names) == 2 * 6  # 2 layers x 6 targets
 
 
+def test_wrapping_with_peft_prints_no_deprecation_noise(tiny_clip_dir):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_trial(tiny_clip_dir, method="lora")
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+
 def test_methods_and_regularisers_own_their_options():
     from dataclasses import fields
 

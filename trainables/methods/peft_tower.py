@@ -7,6 +7,8 @@ zero-shot reads. The trained parameters are peft's own list (what it left requir
 
 from __future__ import annotations
 
+import warnings
+
 from torch import nn
 
 # Image-tower linears by their short names (`lora_targets`, the IA3 targets).
@@ -28,5 +30,9 @@ def wrap(model, peft_config) -> list[nn.Parameter]:
     """Wrap `model.clip` with peft in place; return the parameters peft added and left trainable."""
     from peft import get_peft_model
 
-    model.clip = get_peft_model(model.clip, peft_config)
+    with warnings.catch_warnings():
+        # peft probes `is_gradient_checkpointing`, which transformers 5 deprecates with a FutureWarning
+        # on every wrap: noise in every peft trial's output, about code that is not ours.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        model.clip = get_peft_model(model.clip, peft_config)
     return [p for p in model.clip.parameters() if p.requires_grad]
