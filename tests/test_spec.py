@@ -47,6 +47,26 @@ def test_demo_matches_the_documented_design():
     assert {c["lr"] for c in configs if c.get("gta_lambda")} == {max(lrs["ft"])}
 
 
+def test_demo_lora_trains_the_tower_share_that_rank_8_trains_on_vit_b32():
+    """The demo's LoRA rank is scaled to the tiny tower's width: peft's own LoRA weights on the embedded
+    tower are within a factor of 2 of the share r 8 on q and v makes of ViT-B/32's image tower."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from trainables.config import TrialConfig
+    from trainables.trial import Trial
+
+    config = next(c for c in load_spec("demo").configs() if c["method"] == "lora")
+    model = Trial(TrialConfig.from_dict({**config, "zero_shot": [], "probe_size": 8})).model
+    tower = lambda n: "vision_model." in n or "visual_projection." in n  # noqa: E731
+    lora = sum(p.numel() for n, p in model.named_parameters() if tower(n) and "lora_" in n)
+    base = sum(p.numel() for n, p in model.named_parameters() if tower(n) and "lora_" not in n)
+    with torch.device("meta"):  # CLIPVisionConfig's defaults are ViT-B/32's shape; no weights needed
+        vit = CLIPVisionModelWithProjection(CLIPVisionConfig())
+    vit_share = 12 * 2 * 8 * (768 + 768) / sum(p.numel() for p in vit.parameters())  # 12 layers x {q, v}
+    assert 0.5 <= (lora / base) / vit_share <= 2, (lora, base, vit_share)
+
+
 def test_grid_expands_cartesian_times_variants():
     spec = load_spec(None)
     assert len(spec.configs()) == 3 * 9  # seeds x variants
