@@ -32,6 +32,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from trainables.keys import KIND_TAG, PARENT_TAG, STATUS_TAG, TRAIN_LOSS, TRIAL_TAG, VAL_ACC  # noqa: F401 - re-exported
 
@@ -118,8 +119,9 @@ class LocalServer:
                 "--artifacts-destination", str(self.home / "artifacts"), "--host", "127.0.0.1",
                 "--port", str(self.port), "--workers", "1"]
 
-    def start(self, timeout: float = 180.0) -> "LocalServer":
-        """Start and wait for /health; a server that fails (or a signal meanwhile) leaves nothing running."""
+    def start(self, timeout: float = 180.0, meanwhile: Callable[[], None] | None = None) -> "LocalServer":
+        """Start and wait for /health; a server that fails (or a signal meanwhile) leaves nothing running.
+        `meanwhile` runs (in this thread) while the server boots, before the first health check."""
         from orchestrator import watchdog
         from orchestrator.lock import exclusive
 
@@ -137,6 +139,8 @@ class LocalServer:
                     self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env,
                                                     start_new_session=True)
                 watchdog.stop_last(self.process.pid)
+                if meanwhile is not None:
+                    meanwhile()
                 self._wait_healthy(timeout)
         except BaseException:
             self.stop()

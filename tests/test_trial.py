@@ -214,3 +214,22 @@ def test_eval_every_skips_drift_metrics_between_evaluations(tiny_clip_dir):
     has_attn = ["attn/entropy/mean" in r for r in reports]
     assert has_attn == [True, False, True, True]  # epochs 0, 1, 2, and always the last
     assert all("val/acc" in r for r in reports)
+
+
+def test_pretrained_zero_shot_is_measured_once_per_process_and_equals_a_fresh_measurement(tiny_clip_dir):
+    from trainables import evaluate
+
+    config = TrialConfig.from_dict(dict(model=tiny_clip_dir, epochs=1, probe_size=8, zeroshot_size=60,
+                                        stop_metric="attn/delta_entropy_pct", stop_below=-1e9, stop_every_steps=1))
+    evaluate._PRETRAINED_ZERO_SHOT.clear()
+    first = Trial(config)
+    measured = dict(evaluate._PRETRAINED_ZERO_SHOT)
+    assert len(measured) == 2 * len(config.zero_shot)  # each task's split and the stop rule's probe subset
+    second = Trial(TrialConfig.from_dict({**config.to_dict(), "seed": 1, "method": "lora"}))
+    assert evaluate._PRETRAINED_ZERO_SHOT == measured  # reused, not measured again
+    for trial in (first, second):
+        # A fresh measurement on this trial's untrained tower (every method starts as the identity) agrees.
+        model, ev = trial.model, trial.evaluator
+        assert ev.baseline_zs == {name: ev._zero_shot_acc(model, *zs) for name, zs in ev.zero_shot.items()}
+        assert ev.baseline_probe_zs == {name: ev._zero_shot_acc(model, *zs) for name, zs in ev.probe_zero_shot.items()}
+        assert all(0 < acc <= 100 for acc in ev.baseline_zs.values())

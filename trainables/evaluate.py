@@ -34,6 +34,9 @@ from trainables.splits import Split, balanced_indices, normalise
 
 EVAL_BATCH = 256
 PROBE_ZEROSHOT = 128  # zero-shot images per task in the stop rule's between-epoch probe
+# Ray reuses a worker for many trials that start from the same checkpoint: the pretrained model's
+# zero-shot accuracy on a fixed split is measured once per process, not once per trial.
+_PRETRAINED_ZERO_SHOT: dict[tuple, float] = {}
 
 
 @dataclass(frozen=True)
@@ -151,9 +154,20 @@ class Evaluator:
         model.eval()
         self.baseline = self.latest = self._attention(model)
         self.weight_drift = WeightDrift(model)
-        self.baseline_zs = {name: self._zero_shot_acc(model, *zs) for name, zs in self.zero_shot.items()}
+        self.baseline_zs = {name: self._pretrained_zero_shot(model, name, "split", zs)
+                            for name, zs in self.zero_shot.items()}
         if self.config.stop_every_steps:
-            self.baseline_probe_zs = {name: self._zero_shot_acc(model, *zs) for name, zs in self.probe_zero_shot.items()}
+            self.baseline_probe_zs = {name: self._pretrained_zero_shot(model, name, "probe", zs)
+                                      for name, zs in self.probe_zero_shot.items()}
+
+    def _pretrained_zero_shot(self, model, name: str, subset: str, zs: tuple[torch.Tensor, Split]) -> float:
+        """Zero-shot accuracy of the pretrained `model` (called before any method wraps it), once per process
+        for each checkpoint, task, image subset, prompt set and device."""
+        cfg = self.config
+        key = (cfg.model, name, subset, len(zs[1]), cfg.zeroshot_size, cfg.zeroshot_templates, str(self.device))
+        if key not in _PRETRAINED_ZERO_SHOT:
+            _PRETRAINED_ZERO_SHOT[key] = self._zero_shot_acc(model, *zs)
+        return _PRETRAINED_ZERO_SHOT[key]
 
     # ---- measurements ---------------------------------------------------------------------
     @torch.no_grad()
