@@ -67,6 +67,19 @@ def test_demo_lora_trains_the_tower_share_that_rank_8_trains_on_vit_b32():
     assert 0.5 <= (lora / base) / vit_share <= 2, (lora, base, vit_share)
 
 
+def test_the_attention_seeds_study_runs_the_demos_top_rate_cells_on_more_seeds():
+    demo = load_spec("demo").configs()
+    top = max(c["lr"] for c in demo if c["method"] == "ft")
+    study = load_spec("embedded_attention_seeds").configs()
+    for method in ("ft", "lora"):
+        cells = [c for c in study if c["method"] == method]
+        assert {c["seed"] for c in cells} == set(range(8))
+        ours = {k: v for k, v in cells[0].items() if k != "seed"}
+        theirs = next({k: v for k, v in c.items() if k != "seed"} for c in demo
+                      if c["method"] == method and c["lr"] == top and not c.get("gta_lambda"))
+        assert ours == theirs
+
+
 def test_grid_expands_cartesian_times_variants():
     spec = load_spec(None)
     assert len(spec.configs()) == 3 * 9  # seeds x variants
