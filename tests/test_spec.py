@@ -54,13 +54,14 @@ def test_demo_lora_trains_the_tower_share_that_rank_8_trains_on_vit_b32():
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from trainables.config import TrialConfig
+    from trainables.drift import tower
     from trainables.trial import Trial
 
     config = next(c for c in load_spec("demo").configs() if c["method"] == "lora")
     model = Trial(TrialConfig.from_dict({**config, "zero_shot": [], "probe_size": 8})).model
-    tower = lambda n: "vision_model." in n or "visual_projection." in n  # noqa: E731
-    lora = sum(p.numel() for n, p in model.named_parameters() if tower(n) and "lora_" in n)
-    base = sum(p.numel() for n, p in model.named_parameters() if tower(n) and "lora_" not in n)
+    params = [(n, p) for part in tower(model.clip_model()) for n, p in part.named_parameters()]
+    lora = sum(p.numel() for n, p in params if "lora_" in n)
+    base = sum(p.numel() for n, p in params if "lora_" not in n)
     with torch.device("meta"):  # CLIPVisionConfig's defaults are ViT-B/32's shape; no weights needed
         vit = CLIPVisionModelWithProjection(CLIPVisionConfig())
     vit_share = 12 * 2 * 8 * (768 + 768) / sum(p.numel() for p in vit.parameters())  # 12 layers x {q, v}
