@@ -15,7 +15,7 @@ import time
 
 TARGETS = {"step_ratio": 1.05, "eval_ratio": 1.15, "gta_ratio": 1.35, "gta_cached_ratio": 1.10, "tune_ratio": 1.15,
            "tune_overhead_s_per_trial": 0.3, "lora_mem_ratio": 0.8, "demo_seconds": 180.0}
-ALL = ("step", "eval", "gta", "memory", "throughput", "tune", "demo", "wise", "stop_probe")
+ALL = ("step", "eval", "gta", "memory", "throughput", "tune", "demo", "wise", "stop_probe", "eval_batch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks: --only: {unknown[0]!r} is not one of {', '.join(ALL)}", file=sys.stderr)
         return 2
 
-    from benchmarks import compute, memory, stop_probe, sweep, throughput, wise
+    from benchmarks import compute, eval_batch, memory, stop_probe, sweep, throughput, wise
     from benchmarks.common import fixed_threads, save_random_clip
 
     fixed_threads(2)
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": lambda: sweep.demo_seconds(args.smoke),
         "wise": lambda: wise.wise_cost(args.smoke),
         "stop_probe": lambda: stop_probe.probe_cost(args.smoke),
+        "eval_batch": lambda: eval_batch.eval_batch_cost(args.smoke),
     }
     for name in chosen:
         started = time.time()

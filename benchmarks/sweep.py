@@ -25,7 +25,7 @@ def tune_ratio(smoke: bool, concurrency: int = 2) -> dict:
     from orchestrator.trainable import SweepContext
 
     # Long enough (>= 10 s per trial in full mode) that the ratio measures orchestration, not noise.
-    trial = {"epochs": 1, "data_fraction": 0.25} if smoke else {"epochs": 8, "data_fraction": 1.0}
+    trial = {"epochs": 1, "data_fraction": 0.25} if smoke else {"epochs": 8, "data_fraction": 1.0, "batch_size": 64}
     spec = parse_spec({"name": f"bench_tune_{int(time.time())}", "trial": {**trial, "zeroshot_size": 300},
                        "grid": {"seed": list(range(8))}, "resources": {"cpu": 1}})
     home = Path(tempfile.mkdtemp(prefix="driftlab-bench-"))

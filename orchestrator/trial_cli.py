@@ -20,7 +20,7 @@ from pathlib import Path
 
 from orchestrator.cli import parse_args
 from trainables import keys
-from trainables.config import ConfigError, TrialConfig
+from trainables.config import ConfigError, TrialConfig, calibrated_defaults_left, calibrated_note
 from trainables.dataset_check import check_local_dataset
 
 COLUMNS = ("epoch", "phase", keys.TRAIN_LOSS, keys.VAL_ACC, keys.attn_delta("entropy"), keys.cka())
@@ -69,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         check_out_dir(args.out)
         for key, name in [("dataset", config.dataset), *(("zero_shot", task) for task in config.zero_shot)]:
             check_local_dataset(key, name)
-        print(f"driftlab trial: {config.method} on {config.dataset} (model {config.model}, lr {config.lr:g}, "
-              f"seed {config.seed}, {config.epochs} epochs) - loading ...", file=sys.stderr)
+        share = "" if config.data_fraction == 1 else f" on {config.data_fraction:.0%} of its training split"
+        print(f"driftlab trial: {config.method} on {config.dataset}{share} (model {config.model}, lr {config.lr:g}, "
+              f"seed {config.seed}, {config.epochs} epochs at batch {config.batch_size}) - loading ...",
+              file=sys.stderr)
+        left = calibrated_defaults_left([values])
+        if left:
+            print(f"driftlab trial: {calibrated_note(left)}", file=sys.stderr)
         started = time.perf_counter()
         trial = Trial(config)
     except ConfigError as err:

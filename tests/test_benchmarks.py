@@ -14,13 +14,13 @@ from tests.services import service_env
 @pytest.mark.slow
 def test_benchmarks_smoke_reports_every_figure(tmp_path):
     out = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--json", "--only",
-                          "step,eval,gta,memory,throughput,tune,wise,stop_probe"],
+                          "step,eval,gta,memory,throughput,tune,wise,stop_probe,eval_batch"],
                          env=service_env(DRIFTLAB_HOME=str(tmp_path), HF_HUB_OFFLINE="1"),
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     figures = json.loads(out.stdout)
     for key in ("step_ratio", "eval_ratio", "gta_ratio", "gta_cached_ratio", "wise_alpha_over_eval",
-                "probe_over_step"):
+                "probe_over_step", "eval_batch_ratio_1t", "eval_batch_ratio_2t"):
         assert 0 < figures[key]["min"] <= figures[key]["median"] <= figures[key]["max"]
     assert 0 < figures["lora_mem_ratio"] < 2
     assert figures["tune_ratio"] > 0.5 and figures["tune_overhead_s_per_trial"] < 60

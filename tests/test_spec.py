@@ -27,6 +27,25 @@ def test_ready_specs_and_cluster_file_validate(capsys):
     assert driftlab(["validate", "demo"]) == 0
 
 
+def test_ready_specs_on_real_models_set_every_size_the_embedded_world_calibrates():
+    from trainables.config import calibrated_defaults_left
+
+    left = {path.stem: calibrated_defaults_left(load_spec(str(path)).points()) for path in SWEEPS_DIR.glob("*.yaml")}
+    assert left == {name: [] for name in left}
+    # The check bites: matched_lr's ViT-B/32 trials without their own batch size would run at the embedded one.
+    spec = load_spec("matched_lr")
+    assert calibrated_defaults_left([{k: v for k, v in c.items() if k != "batch_size"} for c in spec.points()]) == [
+        "batch_size"]
+
+
+def test_validate_names_the_embedded_sizes_a_real_model_spec_leaves(tmp_path, tiny_clip_dir, capsys):
+    path = _spec(tmp_path, trial={"model": tiny_clip_dir, "epochs": 2, "batch_size": 8, "zeroshot_size": 60})
+    assert driftlab(["validate", path]) == 0
+    out = capsys.readouterr().out
+    assert "note: data_fraction 0.5, probe_size 32: the embedded world's defaults" in out
+    assert driftlab(["validate", _spec(tmp_path)]) == 0 and "note:" not in capsys.readouterr().out
+
+
 def test_ready_specs_start_with_purpose_command_and_cost():
     for path in SWEEPS_DIR.glob("*.yaml"):
         head = path.read_text().split("\nname:")[0]

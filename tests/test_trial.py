@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from orchestrator.cli import main as driftlab
 from trainables import keys
@@ -126,7 +127,7 @@ def test_cli_json_on_the_embedded_world_learns(method, extra, capsys):
     out = capsys.readouterr().out
     assert code == 0
     metrics = json.loads(out)
-    assert metrics["status"] == "completed" and metrics["epoch"] == 4
+    assert metrics["status"] == "completed" and metrics["epoch"] == TrialConfig().epochs
     # Learns: clearly above the chance a random head starts at. (At the default lr 1e-3 LoRA and
     # adapters learn the shade task slowly; full fine-tuning reaches > 90%.)
     assert metrics["val/acc"] > CHANCE_SHADE + 10, metrics["val/acc"]
@@ -233,3 +234,28 @@ def test_pretrained_zero_shot_is_measured_once_per_process_and_equals_a_fresh_me
         assert ev.baseline_zs == {name: ev._zero_shot_acc(model, *zs) for name, zs in ev.zero_shot.items()}
         assert ev.baseline_probe_zs == {name: ev._zero_shot_acc(model, *zs) for name, zs in ev.probe_zero_shot.items()}
         assert all(0 < acc <= 100 for acc in ev.baseline_zs.values())
+
+
+def test_accuracy_read_in_evaluation_batches_equals_one_forward_over_the_split(tiny_clip_dir):
+    from trainables import evaluate
+    from trainables.splits import normalise
+
+    trial = Trial(TrialConfig.from_dict(dict(model=tiny_clip_dir, epochs=1, probe_size=8, zeroshot_size=60)))
+    split = trial.task.val.subset(list(range(150)))  # not a multiple of the 64-image CPU batch
+    assert evaluate.EVAL_BATCH["cpu"] < len(split)
+    trial.model.eval()
+    with torch.no_grad():
+        logits = trial.model(normalise(split.pixels, trial.mean, trial.std))
+    by_hand = 100.0 * float((logits.argmax(-1) == split.labels).sum()) / len(split)
+    assert trial.evaluator.accuracy(trial.model, split) == by_hand
+
+
+def test_a_real_model_is_told_which_embedded_defaults_it_runs_with(tiny_clip_dir, capsys):
+    from trainables.config import calibrated_defaults_left
+
+    assert calibrated_defaults_left([{}]) == []  # the embedded world: the defaults are its own
+    assert calibrated_defaults_left([{"model": tiny_clip_dir, "lr": 1e-5, "data_fraction": 1.0}]) == [
+        "epochs", "batch_size", "zeroshot_size", "probe_size"]
+    assert driftlab(["trial", "--model", tiny_clip_dir, "--epochs", "1", "--probe-size", "8", "--json"]) == 0
+    note = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert len(note) == 1 and "lr 0.001, batch_size 32, data_fraction 0.5, zeroshot_size 360:" in note[0]
