@@ -259,3 +259,22 @@ def test_a_real_model_is_told_which_embedded_defaults_it_runs_with(tiny_clip_dir
     assert driftlab(["trial", "--model", tiny_clip_dir, "--epochs", "1", "--probe-size", "8", "--json"]) == 0
     note = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
     assert len(note) == 1 and "lr 0.001, batch_size 32, data_fraction 0.5, zeroshot_size 360:" in note[0]
+
+
+def test_pretrained_val_embeddings_are_read_once_per_process_and_give_each_heads_own_accuracy(tiny_clip_dir):
+    from trainables import evaluate
+
+    config = TrialConfig.from_dict(dict(model=tiny_clip_dir, epochs=1, probe_size=8, zeroshot_size=60))
+    evaluate._PRETRAINED_VAL_EMBEDDINGS.clear()
+    reports = collect(config.to_dict())
+    assert len(evaluate._PRETRAINED_VAL_EMBEDDINGS) == 1  # filled by epoch 0, not by the moved tower's epoch 1
+    cached = next(iter(evaluate._PRETRAINED_VAL_EMBEDDINGS.values()))
+    # Different seeds and methods (LoRA and an adapter start as the identity) draw different heads on the
+    # same untouched tower: each trial's cached accuracy equals a fresh full forward of its own model.
+    for changes in ({"seed": 1}, {"seed": 2, "method": "lora"}, {"seed": 3, "method": "adapter"}):
+        trial = Trial(TrialConfig.from_dict({**config.to_dict(), **changes}))
+        fresh = trial.evaluator.accuracy(trial.model, trial.task.val)
+        assert trial.evaluator.pretrained_val_accuracy(trial.model) == fresh
+        assert next(iter(evaluate._PRETRAINED_VAL_EMBEDDINGS.values())) is cached  # reused, not embedded again
+    first = Trial(config)
+    assert reports[0]["val/acc"] == first.evaluator.accuracy(first.model, first.task.val)

@@ -40,6 +40,10 @@ PROBE_ZEROSHOT = 128  # zero-shot images per task in the stop rule's between-epo
 # Ray reuses a worker for many trials that start from the same checkpoint: the pretrained model's
 # zero-shot accuracy on a fixed split is measured once per process, not once per trial.
 _PRETRAINED_ZERO_SHOT: dict[tuple, float] = {}
+# Likewise its validation embeddings: epoch 0 (and a linear probe's epochs) read val through the untouched
+# pretrained tower, so a worker embeds val once per checkpoint, dataset and device, in evaluation batches, and
+# each trial applies its own head to them (the logits `model(x)` gives, batch for batch).
+_PRETRAINED_VAL_EMBEDDINGS: dict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
 
 @dataclass(frozen=True)
@@ -205,16 +209,32 @@ class Evaluator:
         model.eval()
         return self._percent_correct(model, split)
 
+    @torch.no_grad()
+    def pretrained_val_accuracy(self, model) -> float:
+        """val accuracy of `model` while its image tower is the pretrained one (see _PRETRAINED_VAL_EMBEDDINGS)."""
+        cfg, val = self.config, self.task.val
+        key = (cfg.model, cfg.dataset, len(val), str(self.device))
+        model.eval()
+        if key not in _PRETRAINED_VAL_EMBEDDINGS:
+            _PRETRAINED_VAL_EMBEDDINGS[key] = [
+                (model.embed(normalise(pixels.to(self.device), self.mean, self.std)), labels)
+                for pixels, labels, _ in val.batches(EVAL_BATCH.get(self.device.type, 64))]
+        correct = sum(int((model.head(embedding).argmax(-1).cpu() == labels).sum())
+                      for embedding, labels in _PRETRAINED_VAL_EMBEDDINGS[key])
+        return 100.0 * correct / len(val)
+
     # ---- per epoch --------------------------------------------------------------------------
     def run(self, model, epoch: int, tower_moved: bool = True) -> dict[str, float]:
         """val/acc every epoch; attention, representation and zero-shot metrics every `eval_every` epochs.
 
         `tower_moved=False` (epoch 0; a linear probe's phase) says the image tower still has its
-        pretrained weights, so the pretrained attention and zero-shot readings are reused, not re-measured."""
+        pretrained weights, so the pretrained attention and zero-shot readings are reused, not re-measured,
+        and val accuracy is the head's on the pretrained validation embeddings."""
         if self.baseline is None:
             raise RuntimeError("Evaluator.run: call measure_baseline(model) on the pretrained model first")
         model.eval()
-        out = {keys.VAL_ACC: self.accuracy(model, self.task.val)}
+        val = self.accuracy(model, self.task.val) if tower_moved else self.pretrained_val_accuracy(model)
+        out = {keys.VAL_ACC: val}
         if epoch % self.config.eval_every and epoch != self.config.epochs:
             return out
         self.latest = self._attention(model) if tower_moved else self.baseline
