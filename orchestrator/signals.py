@@ -18,6 +18,7 @@ this one path; Tune's SIGUSR1 handler, which it installs for each run, is the wa
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -102,4 +103,8 @@ def exit_process(code: int) -> NoReturn:
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 stream.flush()
         os._exit(code)
+    # The interpreter's last garbage collection walks every object torch, transformers, Ray and MLflow made
+    # (1.0 of the 1.2 s a `driftlab trial` took to exit on 2 cores); frozen, they are left to the process's
+    # end. atexit handlers, the flush of the standard streams and every finally block still run.
+    gc.freeze()
     sys.exit(code)
