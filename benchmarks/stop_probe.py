@@ -16,7 +16,8 @@ from trainables.trial import Trial
 
 
 def probe_cost(smoke: bool) -> dict:
-    config = TrialConfig.from_dict(dict(model="embedded", epochs=1, batch_size=64, data_fraction=0.1 if smoke else 0.5,
+    config = TrialConfig.from_dict(dict(model="embedded", epochs=1, batch_size=64,
+                                        data_fraction=0.1 if smoke else 0.5,
                                         zeroshot_size=60 if smoke else 360, probe_size=8 if smoke else 32,
                                         stop_metric="retention", stop_below=50, stop_every_steps=10))
     trial = Trial(config)

@@ -18,7 +18,8 @@ FIVE = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def wise_cost(smoke: bool) -> dict:
-    config = TrialConfig.from_dict(dict(model="embedded", epochs=1, batch_size=64, data_fraction=0.1 if smoke else 0.5,
+    config = TrialConfig.from_dict(dict(model="embedded", epochs=1, batch_size=64,
+                                        data_fraction=0.1 if smoke else 0.5,
                                         zeroshot_size=60 if smoke else 360, probe_size=8 if smoke else 32))
     trial = Trial(config)
     phase = trial.phases[0]
