@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import interleaved, ratio_stats
-from trainables import evaluate
 from trainables.config import TrialConfig
 from trainables.trial import Trial
 
@@ -20,16 +19,12 @@ def eval_batch_cost(smoke: bool) -> dict:
     trial = Trial(TrialConfig.from_dict(dict(model="embedded", epochs=1, data_fraction=0.1, zeroshot_size=60,
                                              probe_size=8)))
     split = trial.task.val.subset(list(range(128))) if smoke else trial.task.val
-    device = trial.device.type
-    chosen = evaluate.EVAL_BATCH[device]
+    evaluator = trial.evaluator
 
     def at(batch: int):
         def measure():
-            evaluate.EVAL_BATCH[device] = batch
-            try:
-                return trial.evaluator.accuracy(trial.model, split)
-            finally:
-                evaluate.EVAL_BATCH[device] = chosen
+            evaluator.eval_batch = batch
+            return evaluator.accuracy(trial.model, split)
         return measure
 
     if at(256)() != at(64)():

@@ -25,7 +25,7 @@ from orchestrator.preflight import PreflightError, check_local_resources, check_
 from orchestrator.spec import NAME_RE, SpecError, load_spec
 from orchestrator.storage import storage_root
 from orchestrator.tracking import CLIENT_ENV, LocalServer, TrackingError, bound_client_retries, check_reachable
-from trainables.config import calibrated_defaults_left, calibrated_note
+from trainables.config import calibrated_note
 
 PASS_ENV = ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DRIFTLAB_HOME")
 
@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         lock = SweepLock(storage, spec.name).acquire()
     except (SpecError, PreflightError, TrackingError, SweepLocked) as err:
         return _fail(str(err))
-    left = calibrated_defaults_left(spec.points())
-    if left:
-        print(f"driftlab: {calibrated_note(left)}", file=sys.stderr)
+    note = calibrated_note(spec.points())
+    if note:
+        print(f"driftlab: {note}", file=sys.stderr)
     watchdog.start()  # even a SIGKILL of this process must not leave the server or Ray behind
     if not args.address:
         bind_local_ray_to_loopback()

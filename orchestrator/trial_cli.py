@@ -20,7 +20,7 @@ from pathlib import Path
 
 from orchestrator.cli import parse_args
 from trainables import keys
-from trainables.config import ConfigError, TrialConfig, calibrated_defaults_left, calibrated_note
+from trainables.config import ConfigError, TrialConfig, calibrated_note
 from trainables.dataset_check import check_local_dataset
 
 COLUMNS = ("epoch", "phase", keys.TRAIN_LOSS, keys.VAL_ACC, keys.attn_delta("entropy"), keys.cka())
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"driftlab trial: {config.method} on {config.dataset}{share} (model {config.model}, lr {config.lr:g}, "
               f"seed {config.seed}, {config.epochs} epochs at batch {config.batch_size}) - loading ...",
               file=sys.stderr)
-        left = calibrated_defaults_left([values])
-        if left:
-            print(f"driftlab trial: {calibrated_note(left)}", file=sys.stderr)
+        note = calibrated_note([values])
+        if note:
+            print(f"driftlab trial: {note}", file=sys.stderr)
         started = time.perf_counter()
         trial = Trial(config)
     except ConfigError as err:

@@ -16,7 +16,7 @@ from orchestrator.cli import parse_args
 from orchestrator.preflight import PreflightError, check_local_resources
 from orchestrator.spec import SpecError, load_spec
 from orchestrator.strict_yaml import YamlError, parse_yaml, read_text
-from trainables.config import calibrated_defaults_left, calibrated_note
+from trainables.config import calibrated_note
 
 
 def check_ssh_ingress(config: dict) -> str:
@@ -71,9 +71,8 @@ def validate_file(name: str, address: str | None) -> str:
     if address is None:  # checked as `driftlab run` would on this machine, without --address
         check_local_resources(spec, None)
     count = f"{spec.search.num_samples} Optuna samples" if spec.search else f"{len(spec.configs())} trials"
-    left = calibrated_defaults_left(spec.points())
-    note = f"\n  {calibrated_note(left)}" if left else ""
-    return f"{spec.source}: valid sweep {spec.name!r}: {count}{note}"
+    note = calibrated_note(spec.points())
+    return f"{spec.source}: valid sweep {spec.name!r}: {count}" + (f"\n  {note}" if note else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -242,7 +242,7 @@ def test_accuracy_read_in_evaluation_batches_equals_one_forward_over_the_split(t
 
     trial = Trial(TrialConfig.from_dict(dict(model=tiny_clip_dir, epochs=1, probe_size=8, zeroshot_size=60)))
     split = trial.task.val.subset(list(range(150)))  # not a multiple of the 64-image CPU batch
-    assert evaluate.EVAL_BATCH["cpu"] < len(split)
+    assert trial.evaluator.eval_batch == evaluate.EVAL_BATCH["cpu"] < len(split)
     trial.model.eval()
     with torch.no_grad():
         logits = trial.model(normalise(split.pixels, trial.mean, trial.std))

@@ -141,8 +141,12 @@ def calibrated_defaults_left(points: list[dict[str, Any]]) -> list[str]:
     return [key for key in EMBEDDED_CALIBRATED if key in left]
 
 
-def calibrated_note(left: list[str]) -> str:
-    """One line saying which embedded-world defaults a real model or dataset runs with."""
+def calibrated_note(points: list[dict[str, Any]]) -> str:
+    """One line saying which embedded-world defaults trial configs for a real model or dataset run with
+    (see calibrated_defaults_left); "" when they leave none."""
+    left = calibrated_defaults_left(points)
+    if not left:
+        return ""
     defaults = TrialConfig()
     shown = ", ".join(f"{key} {getattr(defaults, key):g}" for key in left)
     return (f"note: {shown}: the embedded world's defaults, left as they are for another model or dataset; "

@@ -110,6 +110,11 @@ class Reading:
     embedding: torch.Tensor  # projected image embeddings [B, D] of the probe set
 
 
+def _percent(logits_and_labels, total: int) -> float:
+    """Top-1 accuracy (%) over (logits, labels) batches that cover `total` items."""
+    return 100.0 * sum(int((logits.argmax(-1).cpu() == labels).sum()) for logits, labels in logits_and_labels) / total
+
+
 def _pct_change(value: float, base: float) -> float:
     """% change against the pretrained value (0 when the pretrained value is 0)."""
     return 100.0 * (value - base) / abs(base) if base else 0.0
@@ -120,6 +125,7 @@ class Evaluator:
 
     def __init__(self, task, config, loaded, mean, std, device):
         self.config, self.task, self.device = config, task, device
+        self.eval_batch = EVAL_BATCH.get(device.type, EVAL_BATCH["cpu"])
         self.mean, self.std = mean, std
         vision = loaded.model.config.vision_config
         self.patch = vision.patch_size
@@ -193,14 +199,15 @@ class Evaluator:
         maps = torch.stack([v.p.mean(1) for v in views], 1).cpu()
         return Reading(values, [h[:, 0].float() for h in out.hidden_states[1:]], maps, embedding)
 
+    def _normalised_batches(self, split: Split):
+        """(normalised pixels on the device, labels) of a split, in evaluation batches."""
+        for pixels, labels, _ in split.batches(self.eval_batch):
+            yield normalise(pixels.to(self.device), self.mean, self.std), labels
+
     @torch.no_grad()
     def _percent_correct(self, logits_of, split: Split) -> float:
         """Top-1 accuracy (%) of `logits_of(normalised pixels)` over a split, in evaluation batches."""
-        correct = 0
-        for pixels, labels, _ in split.batches(EVAL_BATCH.get(self.device.type, 64)):
-            logits = logits_of(normalise(pixels.to(self.device), self.mean, self.std))
-            correct += int((logits.argmax(-1).cpu() == labels).sum())
-        return 100.0 * correct / len(split)
+        return _percent(((logits_of(x), labels) for x, labels in self._normalised_batches(split)), len(split))
 
     def _zero_shot_acc(self, model, classifier: torch.Tensor, split: Split) -> float:
         return self._percent_correct(lambda x: F.normalize(model.embed(x).float(), dim=-1) @ classifier.T, split)
@@ -216,12 +223,8 @@ class Evaluator:
         key = (cfg.model, cfg.dataset, len(val), str(self.device))
         model.eval()
         if key not in _PRETRAINED_VAL_EMBEDDINGS:
-            _PRETRAINED_VAL_EMBEDDINGS[key] = [
-                (model.embed(normalise(pixels.to(self.device), self.mean, self.std)), labels)
-                for pixels, labels, _ in val.batches(EVAL_BATCH.get(self.device.type, 64))]
-        correct = sum(int((model.head(embedding).argmax(-1).cpu() == labels).sum())
-                      for embedding, labels in _PRETRAINED_VAL_EMBEDDINGS[key])
-        return 100.0 * correct / len(val)
+            _PRETRAINED_VAL_EMBEDDINGS[key] = [(model.embed(x), labels) for x, labels in self._normalised_batches(val)]
+        return _percent(((model.head(e), labels) for e, labels in _PRETRAINED_VAL_EMBEDDINGS[key]), len(val))
 
     # ---- per epoch --------------------------------------------------------------------------
     def run(self, model, epoch: int, tower_moved: bool = True) -> dict[str, float]:
